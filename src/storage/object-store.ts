@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+
+// The port through which the core reads and writes objects. Only s3-store.ts implements it;
+// the core never imports an AWS client.
+
+export interface ObjectInfo {
+  size: number;
+  metadata: Record<string, string>;
+}
+
+/** Inclusive byte range, as in an HTTP Range header. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface ObjectStore {
+  readonly bucket: string;
+  /** Size and user metadata, or undefined when the key does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Streams an object (or a byte range of it). Missing key: NotFoundError naming it. */
+  getStream(key: string, range?: ByteRange): Promise<Readable>;
+  getBytes(key: string, range?: ByteRange): Promise<Buffer>;
+  getText(key: string): Promise<string>;
+  getJson<T>(key: string): Promise<T>;
+  /** Single PUT: the object appears whole or not at all. */
+  put(key: string, body: Buffer | string, opts?: PutOptions): Promise<void>;
+  putJson(key: string, value: unknown): Promise<void>;
+  /** Streamed multipart upload with bounded memory; the object appears only when complete. */
+  upload(
+    key: string,
+    body: Readable,
+    opts?: PutOptions & { onProgress?: (bytes: number) => void },
+  ): Promise<void>;
+  /** Server-side copy, replacing metadata when given. */
+  copy(fromKey: string, toKey: string, opts?: PutOptions): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): AsyncIterable<{ key: string; size: number }>;
+}

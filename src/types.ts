@@ -1,0 +1,151 @@
+// Shapes that cross a boundary: S3 objects, state-machine payloads, CLI output.
+// State payloads carry S3 keys and small numbers only (Step Functions caps them at 256 KiB).
+
+export type Split = 'train' | 'val' | 'test';
+export const SPLITS: readonly Split[] = ['train', 'val', 'test'];
+
+/** Image container detected from the bytes, whatever the file name says. */
+export type ImageFormat = 'jpeg' | 'png' | 'webp';
+
+/** One row of datasets/<id>/index.jsonl: a valid image inside images.tar. */
+export interface IndexRow {
+  /** Stable image id: the member's file name without extension, made unique within the dataset. */
+  id: string;
+  /** Class folder name, e.g. `n02085620-Chihuahua`. */
+  class: string;
+  /** Tar member path as stored in the archive. */
+  member: string;
+  /** Byte offset of the member's data inside the tarball (for ranged GETs). */
+  offset: number;
+  /** Data size in bytes. */
+  size: number;
+  width: number;
+  height: number;
+  format: ImageFormat;
+}
+
+/** A tar entry that is not a usable image, with the reason; listed in inventory.json. */
+export interface InvalidEntry {
+  member: string;
+  reason: string;
+}
+
+export interface DatasetProfile {
+  name: 'stanford-dogs' | 'imagefolder';
+  /** Exact class count required (Stanford Dogs: 120), or undefined. */
+  expectedClasses?: number;
+  /** Exact image count required (Stanford Dogs: 20,580), or undefined. */
+  expectedImages?: number;
+  minClasses: number;
+  minPerClass: number;
+  /** Largest tolerated share of invalid image entries (0..1) before the step fails. */
+  maxInvalidShare: number;
+}
+
+/** datasets/<id>/inventory.json: written last by VerifyDataset, so its presence means a complete index. */
+export interface Inventory {
+  schemaVersion: 1;
+  datasetId: string;
+  tarKey: string;
+  indexKey: string;
+  sha256: string;
+  tarBytes: number;
+  profile: DatasetProfile;
+  images: number;
+  classes: number;
+  perClass: Record<string, number>;
+  invalid: InvalidEntry[];
+  /** Accepted with a note, e.g. PNG data under a .jpg name. */
+  warnings: InvalidEntry[];
+  verifiedAt: string;
+}
+
+/** One row of runs/<runId>/manifests/<split>.jsonl. */
+export interface ManifestRow extends IndexRow {
+  split: Split;
+  /** Class index in the sorted class list (labels.json order). */
+  label: number;
+}
+
+/** One unit of the Preprocess fan-out: a slice of one split's manifest. */
+export interface ShardTask {
+  split: Split;
+  index: number;
+  /** JSON Lines list of the ManifestRows of this shard. */
+  listKey: string;
+  /** Where the WebDataset tar shard goes. */
+  outputKey: string;
+  count: number;
+}
+
+export interface ShardResult {
+  split: Split;
+  index: number;
+  key: string;
+  images: number;
+  bytes: number;
+  sha256: string;
+}
+
+/** Sidecar `<id>.json` inside a WebDataset shard. */
+export interface ShardSample {
+  id: string;
+  label: number;
+  class: string;
+  width: number;
+  height: number;
+  sourceWidth: number;
+  sourceHeight: number;
+  member: string;
+}
+
+// ---- State machine payloads -------------------------------------------------
+
+export interface PipelineConfig {
+  /** https://, http://, s3://, file:// URL or local path (tarball or ImageFolder directory). */
+  source: string;
+  expectedSha256?: string;
+  profile?: DatasetProfile['name'];
+  minPerClass?: number;
+  maxInvalidShare?: number;
+  seed?: number;
+  split?: [number, number, number];
+  shardSize?: number;
+  resizeShorter?: number;
+}
+
+export interface ExecutionInput {
+  runId: string;
+  config: PipelineConfig;
+}
+
+export interface FetchResult {
+  datasetId: string;
+  tarKey: string;
+  sha256: string;
+  bytes: number;
+  skipped: boolean;
+}
+
+export interface VerifyResult {
+  inventoryKey: string;
+  indexKey: string;
+  images: number;
+  classes: number;
+  invalid: number;
+}
+
+export interface ManifestsResult {
+  manifestKeys: Record<Split, string>;
+  labelsKey: string;
+  counts: Record<Split, number>;
+  shards: ShardTask[];
+}
+
+export interface FailureReport {
+  runId: string;
+  state: string;
+  error: string;
+  cause: string;
+  failedAt: string;
+}
