@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 
 export interface ObjectInfo {
   size: number;
+  etag: string;
   metadata: Record<string, string>;
 }
 
@@ -41,4 +42,6 @@ export interface ObjectStore {
   copy(fromKey: string, toKey: string, opts?: PutOptions): Promise<void>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<{ key: string; size: number }>;
+  /** The same client on another bucket (an s3:// dataset source elsewhere). */
+  forBucket(bucket: string): ObjectStore;
 }

@@ -81,7 +81,7 @@ export class S3ObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { size: out.ContentLength ?? 0, metadata: out.Metadata ?? {} };
+      return { size: out.ContentLength ?? 0, etag: out.ETag ?? '', metadata: out.Metadata ?? {} };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw mapError(err, this.bucket, key);
@@ -202,6 +202,10 @@ export class S3ObjectStore implements ObjectStore {
       for (const o of out.Contents ?? []) if (o.Key) yield { key: o.Key, size: o.Size ?? 0 };
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  forBucket(bucket: string): ObjectStore {
+    return bucket === this.bucket ? this : new S3ObjectStore(this.client, bucket);
   }
 }
 

@@ -1,0 +1,199 @@
+import { access } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../config.ts';
+import { writeSampleTarball } from '../dataset/sample-data.ts';
+import { parseSplitRatios } from '../dataset/split.ts';
+import { InputError, errorMessage } from '../errors.ts';
+import { setLogSink } from '../log.ts';
+import { runLocalPipeline } from '../local/pipeline.ts';
+import type { PipelineConfig, ShardTask } from '../types.ts';
+import { Progress } from './progress.ts';
+import { printRunSummary, runSummary } from './summary.ts';
+
+const USAGE = `dogbreed — train, validate and serve a dog-breed classifier, on AWS or on this machine
+
+Usage:
+  dogbreed run [--source <url|dir|tar>] [--workspace DIR] [--seed N] [--split 0.7,0.15,0.15]
+               [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
+               [--max-invalid-share F] [--sha256 HEX] [--resize N] [--json]
+      Runs the pipeline on the embedded default (local S3 + local Step Functions).
+      Without --source it generates a synthetic sample dataset in the workspace.
+  dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
+      Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
+
+Sources: https://…, http://…, s3://bucket/key, file://…, a path to a tarball, or a directory
+in ImageFolder layout (<class>/<image>), e.g. ../shared/data/stanford-dogs-sample.
+Workspace: --workspace, else $DOGBREED_WORKSPACE, else ./.dogbreed (kept between runs).
+`;
+
+/** The Preprocess Map fans out over the shard plan that BuildManifests put in the state. */
+function mapItems(_state: string, input: unknown): unknown[] {
+  const shards = (input as { manifests?: { shards?: unknown } } | null)?.manifests?.shards;
+  return Array.isArray(shards) ? shards : [];
+}
+
+function describeShard(item: unknown, index: number): string {
+  const shard = item as Partial<ShardTask> | undefined;
+  return shard?.split !== undefined ? `${shard.split} shard ${shard.index} (${shard.count} images)` : `item ${index}`;
+}
+
+export const SAMPLE_DEFAULTS = { classes: 10, perClass: 30, seed: 1 };
+
+function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new InputError(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+function floatFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new InputError(`${flag} must be a number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function defaultSource(workspace: string, log: (line: string) => void): Promise<string> {
+  const { classes, perClass, seed } = SAMPLE_DEFAULTS;
+  const path = join(workspace, 'samples', `sample-c${classes}-p${perClass}-s${seed}.tar`);
+  if (!(await exists(path))) {
+    log(`generating the sample dataset (${classes} classes × ${perClass} images) at ${path}`);
+    await writeSampleTarball(path, { classes, perClass, seed });
+  }
+  return path;
+}
+
+async function runCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      source: { type: 'string' },
+      workspace: { type: 'string' },
+      seed: { type: 'string' },
+      split: { type: 'string' },
+      'shard-size': { type: 'string' },
+      profile: { type: 'string' },
+      'min-per-class': { type: 'string' },
+      'max-invalid-share': { type: 'string' },
+      sha256: { type: 'string' },
+      resize: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const json = values.json === true;
+  // With --json, stdout carries only the result; progress goes to stderr.
+  const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+  const workspace = resolve(values.workspace ?? process.env.DOGBREED_WORKSPACE ?? '.dogbreed');
+  if (values.profile && !['imagefolder', 'stanford-dogs'].includes(values.profile)) {
+    throw new InputError(`--profile must be imagefolder or stanford-dogs, got "${values.profile}"`);
+  }
+  if (values.sha256 && !/^[0-9a-fA-F]{64}$/.test(values.sha256)) {
+    throw new InputError('--sha256 must be 64 hexadecimal characters (the SHA-256 of the tarball)');
+  }
+  const config: PipelineConfig = {
+    source: values.source ?? (await defaultSource(workspace, log)),
+    expectedSha256: values.sha256?.toLowerCase(),
+    profile: values.profile as PipelineConfig['profile'],
+    minPerClass: intFlag(values['min-per-class'], '--min-per-class', 1, 1_000_000),
+    maxInvalidShare: floatFlag(values['max-invalid-share'], '--max-invalid-share', 0, 1),
+    seed: intFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? DEFAULTS.seed,
+    split: values.split ? parseSplitRatios(values.split) : [...DEFAULTS.split],
+    shardSize: intFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
+    resizeShorter: intFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
+  };
+  // Sources given as relative paths mean this directory, not the server's.
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(config.source)) config.source = resolve(config.source);
+
+  const progress = new Progress(log, mapItems, describeShard);
+  const restoreLog = setLogSink(progress.logSink);
+  const abort = new AbortController();
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('interrupted: stopping the execution and the local S3 server (Ctrl-C again to force)');
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    log(`run ${config.source} → workspace ${workspace}`);
+    const result = await runLocalPipeline({ workspace, config, onEvent: progress.onEvent, signal: abort.signal });
+    const summary = runSummary(result, workspace);
+    if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else printRunSummary(summary, log);
+    if (interrupted) return 130;
+    return result.status === 'SUCCEEDED' ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+    restoreLog();
+  }
+}
+
+async function sampleDataCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      out: { type: 'string' },
+      classes: { type: 'string' },
+      'per-class': { type: 'string' },
+      seed: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.out) throw new InputError('--out FILE.tar is required: where to write the sample tarball');
+  const opts = {
+    classes: intFlag(values.classes, '--classes', 2, 120) ?? SAMPLE_DEFAULTS.classes,
+    perClass: intFlag(values['per-class'], '--per-class', 3, 10_000) ?? SAMPLE_DEFAULTS.perClass,
+    seed: intFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? SAMPLE_DEFAULTS.seed,
+  };
+  const out = await writeSampleTarball(resolve(values.out), {
+    ...opts,
+    onProgress: (done, total) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${done}/${total} images`);
+    },
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  process.stdout.write(
+    `wrote ${out.path}: ${out.images} images in ${out.classes.length} classes, ${(out.bytes / 1048576).toFixed(1)} MiB\n`,
+  );
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await runCommand(rest);
+      case 'sample-data':
+        return await sampleDataCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`dogbreed: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    const isUsage = err instanceof InputError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`dogbreed ${command}: ${errorMessage(err)}\n`);
+    if (isUsage) process.stderr.write('run `dogbreed help` for the options\n');
+    return isUsage ? 2 : 1;
+  }
+}

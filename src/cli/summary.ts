@@ -1,0 +1,98 @@
+import type { LocalRunResult } from '../local/pipeline.ts';
+import type { FailureReport, FetchResult, ManifestsResult, ShardResult, VerifyResult } from '../types.ts';
+
+// What `dogbreed run` reports at the end, as JSON (--json) or as text.
+
+export interface RunSummary {
+  runId: string;
+  status: LocalRunResult['status'];
+  error?: string;
+  cause?: string;
+  failure?: FailureReport;
+  failureKey?: string;
+  timings: { state: string; seconds: number; status: string; iterations?: number }[];
+  maxPayloadBytes: number;
+  bucket: string;
+  s3Directory: string;
+  outputs?: {
+    dataset: FetchResult;
+    verify: VerifyResult;
+    counts: ManifestsResult['counts'];
+    manifestKeys: ManifestsResult['manifestKeys'];
+    shards: { count: number; images: number; bytes: number; prefix: string };
+  };
+}
+
+interface PipelineOutput {
+  dataset: FetchResult;
+  verify: VerifyResult;
+  manifests: ManifestsResult;
+  shards: ShardResult[];
+}
+
+export function runSummary(result: LocalRunResult, _workspace: string): RunSummary {
+  const summary: RunSummary = {
+    runId: result.runId,
+    status: result.status,
+    timings: result.timings
+      .filter((t) => t.endedAt !== undefined)
+      .map((t) => ({
+        state: t.state,
+        seconds: Math.round((t.endedAt! - t.startedAt) / 10) / 100,
+        status: t.status,
+        ...(t.iterations ? { iterations: t.iterations.total } : {}),
+      })),
+    maxPayloadBytes: result.maxPayloadBytes,
+    bucket: result.bucket,
+    s3Directory: result.s3Directory,
+  };
+  if (result.status !== 'SUCCEEDED') {
+    return {
+      ...summary,
+      error: result.failure?.error ?? result.error,
+      cause: result.failure?.cause ?? result.cause,
+      failure: result.failure,
+      failureKey: result.failure ? `reports/${result.runId}/failure.json` : undefined,
+    };
+  }
+  const out = result.output as PipelineOutput;
+  summary.outputs = {
+    dataset: out.dataset,
+    verify: out.verify,
+    counts: out.manifests.counts,
+    manifestKeys: out.manifests.manifestKeys,
+    shards: {
+      count: out.shards.length,
+      images: out.shards.reduce((n, s) => n + s.images, 0),
+      bytes: out.shards.reduce((n, s) => n + s.bytes, 0),
+      prefix: `runs/${result.runId}/shards/`,
+    },
+  };
+  return summary;
+}
+
+export function printRunSummary(s: RunSummary, log: (line: string) => void): void {
+  log('');
+  log('state                 seconds  status');
+  for (const t of s.timings) {
+    const extra = t.iterations ? ` (${t.iterations} shards)` : '';
+    log(`${t.state.padEnd(20)} ${t.seconds.toFixed(2).padStart(8)}  ${t.status}${extra}`);
+  }
+  log('');
+  const s3 = (key: string) => `s3://${s.bucket}/${key}`;
+  if (s.status === 'SUCCEEDED' && s.outputs) {
+    const o = s.outputs;
+    log(`run ${s.runId} succeeded`);
+    log(
+      `dataset   ${s3(o.dataset.tarKey)} (${o.verify.images} images, ${o.verify.classes} classes, ${o.verify.invalid} invalid${o.dataset.skipped ? ', already present: not fetched again' : ''})`,
+    );
+    log(`index     ${s3(o.verify.indexKey)}`);
+    log(`manifests train ${o.counts.train} · val ${o.counts.val} · test ${o.counts.test} → ${s3(`runs/${s.runId}/manifests/`)}`);
+    log(`shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`);
+    log(`local S3 data: ${s.s3Directory}`);
+    return;
+  }
+  const where = s.failure ? ` in ${s.failure.state}` : '';
+  log(`run ${s.runId} ${s.status === 'ABORTED' ? 'was stopped' : 'failed'}${where}: ${s.error}: ${s.cause}`);
+  if (s.failureKey) log(`failure report: ${s3(s.failureKey)} (local S3 data: ${s.s3Directory})`);
+}

@@ -1,0 +1,21 @@
+import type { Split } from '../types.ts';
+
+// Every S3 key the pipeline writes, in one place (the layout in DESIGN.md).
+
+const pad5 = (n: number) => String(n).padStart(5, '0');
+
+export const keys = {
+  datasetTar: (datasetId: string) => `datasets/${datasetId}/images.tar`,
+  datasetIndex: (datasetId: string) => `datasets/${datasetId}/index.jsonl`,
+  datasetInventory: (datasetId: string) => `datasets/${datasetId}/inventory.json`,
+  /** Uploads land here first; only a verified checksum promotes them to images.tar. */
+  incoming: (token: string) => `datasets/_incoming/${token}.tar`,
+  /** What a source looked like when fetched, to skip an unchanged one. */
+  sourceRecord: (sourceHash: string) => `datasets/_sources/${sourceHash}.json`,
+  manifest: (runId: string, split: Split) => `runs/${runId}/manifests/${split}.jsonl`,
+  classes: (runId: string) => `runs/${runId}/manifests/classes.json`,
+  shardList: (runId: string, split: Split, index: number) =>
+    `runs/${runId}/manifests/shards/${split}/shard-${pad5(index)}.jsonl`,
+  shard: (runId: string, split: Split, index: number) => `runs/${runId}/shards/${split}/shard-${pad5(index)}.tar`,
+  failure: (runId: string) => `reports/${runId}/failure.json`,
+};

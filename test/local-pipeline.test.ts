@@ -1,0 +1,197 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSampleTarball } from '../src/dataset/sample-data.ts';
+import { readTar } from '../src/dataset/tar-reader.ts';
+import { packTar } from '../src/dataset/tar-writer.ts';
+import { loadLocalDefinition } from '../src/local/definition.ts';
+import { localHandlers } from '../src/local/handlers.ts';
+import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipeline.ts';
+import { startLocalS3 } from '../src/local/s3-server.ts';
+import { runStateMachine } from '../src/local/step-functions.ts';
+import { S3ObjectStore, createS3Client } from '../src/storage/s3-store.ts';
+import type { FailureReport, IndexRow, Inventory, ManifestRow, ShardResult, ShardSample } from '../src/types.ts';
+import { parseJsonl } from '../src/util/jsonl.ts';
+
+// The deployed ASL file run by the local engine against the real local S3, end to end up to
+// the preprocessing fan-out, and its failure paths.
+
+let workspace: string;
+let sampleTar: string;
+
+/** Opens the workspace's S3 data with a fresh server, to inspect what a run left. */
+async function inspect<T>(fn: (store: S3ObjectStore) => Promise<T>): Promise<T> {
+  const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
+  try {
+    return await fn(new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET));
+  } finally {
+    await s3.close();
+  }
+}
+
+async function shardEntries(store: S3ObjectStore, key: string) {
+  const entries: { name: string; data: Buffer }[] = [];
+  for await (const e of readTar(await store.getStream(key))) entries.push({ name: e.name, data: Buffer.from(e.data!) });
+  return entries;
+}
+
+beforeAll(async () => {
+  workspace = await mkdtemp(join(tmpdir(), 'dogbreed-ws-'));
+  sampleTar = join(workspace, 'sample.tar');
+  await writeSampleTarball(sampleTar, { classes: 4, perClass: 12, seed: 7 });
+});
+afterAll(() => rm(workspace, { recursive: true, force: true }));
+
+describe('local pipeline on the synthetic sample', () => {
+  const config = { source: '', seed: 3, shardSize: 10, resizeShorter: 64 };
+  let first: Awaited<ReturnType<typeof runLocalPipeline>>;
+
+  beforeAll(async () => {
+    config.source = sampleTar;
+    first = await runLocalPipeline({ workspace, config, runId: 'run-a' });
+  });
+
+  it('succeeds through every state, within the payload limit', () => {
+    expect(first.status, `${first.error}: ${first.cause}`).toBe('SUCCEEDED');
+    const states = first.timings.map((t) => t.state);
+    expect(states).toEqual(expect.arrayContaining(['FetchDataset', 'VerifyDataset', 'BuildManifests', 'Preprocess', 'PreprocessShard']));
+    for (const t of first.timings) expect(t.status).toBe('succeeded');
+    expect(first.maxPayloadBytes).toBeGreaterThan(0);
+    expect(first.maxPayloadBytes).toBeLessThan(256 * 1024);
+  });
+
+  it('writes the index and inventory, and stratified manifests covering every image once', async () => {
+    await inspect(async (store) => {
+      const out = first.output as { dataset: { datasetId: string }; manifests: { counts: Record<string, number> } };
+      const inventory = await store.getJson<Inventory>(`datasets/${out.dataset.datasetId}/inventory.json`);
+      expect(inventory).toMatchObject({ images: 48, classes: 4, invalid: [] });
+      const index = parseJsonl<IndexRow>(await store.getText(inventory.indexKey), 'index');
+      const manifests: Record<string, ManifestRow[]> = {};
+      for (const split of ['train', 'val', 'test']) {
+        manifests[split] = parseJsonl<ManifestRow>(await store.getText(`runs/run-a/manifests/${split}.jsonl`), split);
+        // every class in every split
+        expect(new Set(manifests[split]!.map((r) => r.class)).size).toBe(4);
+      }
+      const ids = Object.values(manifests).flat().map((r) => r.id);
+      expect(ids.sort()).toEqual(index.map((r) => r.id).sort());
+      expect(out.manifests.counts).toEqual({ train: manifests.train!.length, val: manifests.val!.length, test: manifests.test!.length });
+    });
+  });
+
+  it('writes one WebDataset shard per planned shard: <id>.jpg + <id>.json, resized, every image exactly once', async () => {
+    const shards = (first.output as { shards: ShardResult[] }).shards;
+    const planned = (first.output as { manifests: { shards: unknown[] } }).manifests.shards;
+    expect(shards).toHaveLength(planned.length);
+    await inspect(async (store) => {
+      const seen = new Map<string, string>();
+      for (const shard of shards) {
+        const entries = await shardEntries(store, shard.key);
+        expect(entries).toHaveLength(shard.images * 2);
+        for (let i = 0; i < entries.length; i += 2) {
+          const jpg = entries[i]!;
+          const json = entries[i + 1]!;
+          const id = jpg.name.replace(/\.jpg$/, '');
+          expect(json.name).toBe(`${id}.json`);
+          const sample = JSON.parse(json.data.toString()) as ShardSample;
+          expect(sample.id).toBe(id);
+          const meta = await sharp(jpg.data).metadata();
+          expect(Math.min(meta.width!, meta.height!)).toBe(64);
+          expect([meta.width, meta.height]).toEqual([sample.width, sample.height]);
+          expect(meta.channels).toBe(3);
+          expect(seen.has(id)).toBe(false);
+          seen.set(id, shard.split);
+        }
+      }
+      expect(seen.size).toBe(48);
+    });
+  });
+
+  it('a second run reuses the stored dataset and gives byte-identical manifests and shards', async () => {
+    const second = await runLocalPipeline({ workspace, config, runId: 'run-b' });
+    expect(second.status).toBe('SUCCEEDED');
+    expect((second.output as { dataset: { skipped: boolean } }).dataset.skipped).toBe(true);
+    const a = (first.output as { shards: ShardResult[] }).shards.map((s) => s.sha256);
+    const b = (second.output as { shards: ShardResult[] }).shards.map((s) => s.sha256);
+    expect(b).toEqual(a);
+    await inspect(async (store) => {
+      for (const split of ['train', 'val', 'test']) {
+        expect(await store.getText(`runs/run-b/manifests/${split}.jsonl`)).toBe(
+          await store.getText(`runs/run-a/manifests/${split}.jsonl`),
+        );
+      }
+    });
+  });
+});
+
+describe('local pipeline failures', () => {
+  it('a truncated tarball fails VerifyDataset: failure.json names the state and the cause, no inventory is written', async () => {
+    const whole = await readFile(sampleTar);
+    const cut = join(workspace, 'truncated.tar');
+    await writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2) + 100));
+    const r = await runLocalPipeline({ workspace, config: { source: cut }, runId: 'run-truncated' });
+    expect(r.status).toBe('FAILED');
+    expect(r.failure).toMatchObject({ runId: 'run-truncated', state: 'VerifyDataset', error: 'DataError' });
+    expect(r.failure?.cause).toMatch(/truncated/);
+    await inspect(async (store) => {
+      const report = await store.getJson<FailureReport>('reports/run-truncated/failure.json');
+      expect(report.state).toBe('VerifyDataset');
+      const keys: string[] = [];
+      for await (const o of store.list('datasets/')) keys.push(o.key);
+      const datasetId = keys.find((k) => k.endsWith('images.tar') && !keys.includes(k.replace('images.tar', 'index.jsonl')));
+      expect(datasetId).toBeDefined();
+      expect(keys).not.toContain(datasetId!.replace('images.tar', 'inventory.json'));
+      expect(await store.head('runs/run-truncated/manifests/train.jsonl')).toBeUndefined();
+    });
+  });
+
+  it('an image whose header claims too many pixels fails Preprocess, naming the image, and writes no shard for it', async () => {
+    const small = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#884422' } }).jpeg().toBuffer();
+    // Patch the SOF0 dimensions to 12000×12000: the header parses, the pixel limit refuses it.
+    const bomb = Buffer.from(small);
+    const sof = bomb.indexOf(Buffer.from([0xff, 0xc0]));
+    bomb.writeUInt16BE(12000, sof + 5);
+    bomb.writeUInt16BE(12000, sof + 7);
+    const files = [];
+    for (const cls of ['a', 'b']) {
+      for (let i = 0; i < 4; i++) files.push({ name: `${cls}/${cls}${i}.jpg`, data: small });
+    }
+    files.push({ name: 'a/bomb.jpg', data: bomb });
+    const tarPath = join(workspace, 'bomb.tar');
+    await writeFile(tarPath, packTar(files));
+    const r = await runLocalPipeline({ workspace, config: { source: tarPath, shardSize: 2 }, runId: 'run-bomb' });
+    expect(r.status).toBe('FAILED');
+    expect(r.failure?.state).toBe('Preprocess');
+    expect(r.failure?.cause).toContain('a/bomb.jpg');
+    expect(r.failure?.cause).toMatch(/pixel/i);
+    await inspect(async (store) => {
+      const lists: string[] = [];
+      for await (const o of store.list('runs/run-bomb/manifests/shards/')) lists.push(o.key);
+      const withBomb = [];
+      for (const key of lists) if ((await store.getText(key)).includes('a/bomb.jpg')) withBomb.push(key);
+      expect(withBomb).toHaveLength(1);
+      const shardKey = withBomb[0]!.replace('/manifests/shards/', '/shards/').replace(/\.jsonl$/, '.tar');
+      expect(await store.head(shardKey)).toBeUndefined();
+    });
+  });
+
+  it('refuses a state output over the 256 KiB payload limit', async () => {
+    const s3 = await startLocalS3({ directory: join(workspace, 's3-limit'), bucket: LOCAL_BUCKET });
+    const restore = useLocalS3(s3.endpoint, s3.bucket);
+    try {
+      const r = await runStateMachine({
+        definition: await loadLocalDefinition(),
+        executionName: 'run-oversize',
+        input: { config: { source: sampleTar } },
+        handlers: { ...localHandlers, FetchDataset: async () => ({ blob: 'x'.repeat(300 * 1024) }) },
+      });
+      expect(r.status).toBe('FAILED');
+      expect(r.error).toBe('States.DataLimitExceeded');
+      expect(r.cause).toMatch(/FetchDataset output is \d+ bytes, over Step Functions' 256 KiB payload limit/);
+    } finally {
+      restore();
+      await s3.close();
+    }
+  });
+});
