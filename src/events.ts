@@ -1,4 +1,4 @@
-import { type ResolvedConfig, parseConfig } from './config.ts';
+import { parseConfig, type ResolvedConfig } from './config.ts';
 import type { FetchResult, ShardTask, VerifyResult } from './types.ts';
 import { SPLITS } from './types.ts';
 import { integer, object, oneOf, RUN_ID, S3_KEY, SHA256_HEX, string } from './validate.ts';

@@ -19,7 +19,8 @@ export function object(v: unknown, path: string): Obj {
 }
 
 export function string(v: unknown, path: string, pattern?: RegExp): string {
-  if (typeof v !== 'string' || v.length === 0) throw new InputError(`${path} must be a non-empty string, got ${describe(v)}`);
+  if (typeof v !== 'string' || v.length === 0)
+    throw new InputError(`${path} must be a non-empty string, got ${describe(v)}`);
   if (pattern && !pattern.test(v)) throw new InputError(`${path} has an unexpected format: ${describe(v)}`);
   return v;
 }

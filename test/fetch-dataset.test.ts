@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -58,7 +58,10 @@ describe('FetchDataset against the local S3', () => {
 
   it('skips without reading the source when the expected checksum is already stored', async () => {
     await fetchDataset(t.store, { source: tarPath });
-    const r = await fetchDataset(t.store, { source: join(dir, 'does-not-exist.tar'), expectedSha256: sha(tar) });
+    const r = await fetchDataset(t.store, {
+      source: join(dir, 'does-not-exist.tar'),
+      expectedSha256: sha(tar),
+    });
     expect(r.skipped).toBe(true);
     expect(r.sha256).toBe(sha(tar));
   });
@@ -84,16 +87,27 @@ describe('FetchDataset against the local S3', () => {
     const two = await fetchDataset(t.store, { source: await make(join(dir, 'two')) });
     expect(two.datasetId).toBe(one.datasetId);
     const stored = await t.store.getBytes(one.tarKey);
-    expect(stored.equals(packTar([{ name: 'a/1.jpg', data: Buffer.alloc(20, 1) }, { name: 'b/2.jpg', data: Buffer.alloc(10, 2) }]))).toBe(true);
+    expect(
+      stored.equals(
+        packTar([
+          { name: 'a/1.jpg', data: Buffer.alloc(20, 1) },
+          { name: 'b/2.jpg', data: Buffer.alloc(10, 2) },
+        ]),
+      ),
+    ).toBe(true);
   });
 
   it('says which path is missing', async () => {
     const missing = join(dir, 'nope.tar');
-    await expect(fetchDataset(t.store, { source: missing })).rejects.toThrow(new InputError(`source ${missing} does not exist`));
+    await expect(fetchDataset(t.store, { source: missing })).rejects.toThrow(
+      new InputError(`source ${missing} does not exist`),
+    );
   });
 
   it('rejects unsupported schemes by name', async () => {
-    await expect(fetchDataset(t.store, { source: 'ftp://example.org/x.tar' })).rejects.toThrow(/unsupported scheme/);
+    await expect(fetchDataset(t.store, { source: 'ftp://example.org/x.tar' })).rejects.toThrow(
+      /unsupported scheme/,
+    );
   });
 
   it('reads s3:// sources from the bucket', async () => {
@@ -137,7 +151,9 @@ describe('FetchDataset against the local S3', () => {
 
     it('fails on an HTTP error status with the URL and the status', async () => {
       await expect(fetchDataset(t.store, { source: `${base}/missing.tar` })).rejects.toThrow(
-        new DataError(`GET ${base}/missing.tar answered HTTP 404 Not Found: check the URL and that it is publicly readable`),
+        new DataError(
+          `GET ${base}/missing.tar answered HTTP 404 Not Found: check the URL and that it is publicly readable`,
+        ),
       );
     });
 

@@ -11,8 +11,15 @@ import { localHandlers } from '../src/local/handlers.ts';
 import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipeline.ts';
 import { startLocalS3 } from '../src/local/s3-server.ts';
 import { runStateMachine } from '../src/local/step-functions.ts';
-import { S3ObjectStore, createS3Client } from '../src/storage/s3-store.ts';
-import type { FailureReport, IndexRow, Inventory, ManifestRow, ShardResult, ShardSample } from '../src/types.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
+import type {
+  FailureReport,
+  IndexRow,
+  Inventory,
+  ManifestRow,
+  ShardResult,
+  ShardSample,
+} from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
 
 // The deployed ASL file run by the local engine against the real local S3, end to end up to
@@ -25,7 +32,9 @@ let sampleTar: string;
 async function inspect<T>(fn: (store: S3ObjectStore) => Promise<T>): Promise<T> {
   const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
   try {
-    return await fn(new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET));
+    return await fn(
+      new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET),
+    );
   } finally {
     await s3.close();
   }
@@ -33,7 +42,8 @@ async function inspect<T>(fn: (store: S3ObjectStore) => Promise<T>): Promise<T> 
 
 async function shardEntries(store: S3ObjectStore, key: string) {
   const entries: { name: string; data: Buffer }[] = [];
-  for await (const e of readTar(await store.getStream(key))) entries.push({ name: e.name, data: Buffer.from(e.data!) });
+  for await (const e of readTar(await store.getStream(key)))
+    entries.push({ name: e.name, data: Buffer.from(e.data!) });
   return entries;
 }
 
@@ -56,7 +66,15 @@ describe('local pipeline on the synthetic sample', () => {
   it('succeeds through every state, within the payload limit', () => {
     expect(first.status, `${first.error}: ${first.cause}`).toBe('SUCCEEDED');
     const states = first.timings.map((t) => t.state);
-    expect(states).toEqual(expect.arrayContaining(['FetchDataset', 'VerifyDataset', 'BuildManifests', 'Preprocess', 'PreprocessShard']));
+    expect(states).toEqual(
+      expect.arrayContaining([
+        'FetchDataset',
+        'VerifyDataset',
+        'BuildManifests',
+        'Preprocess',
+        'PreprocessShard',
+      ]),
+    );
     for (const t of first.timings) expect(t.status).toBe('succeeded');
     expect(first.maxPayloadBytes).toBeGreaterThan(0);
     expect(first.maxPayloadBytes).toBeLessThan(256 * 1024);
@@ -64,19 +82,31 @@ describe('local pipeline on the synthetic sample', () => {
 
   it('writes the index and inventory, and stratified manifests covering every image once', async () => {
     await inspect(async (store) => {
-      const out = first.output as { dataset: { datasetId: string }; manifests: { counts: Record<string, number> } };
+      const out = first.output as {
+        dataset: { datasetId: string };
+        manifests: { counts: Record<string, number> };
+      };
       const inventory = await store.getJson<Inventory>(`datasets/${out.dataset.datasetId}/inventory.json`);
       expect(inventory).toMatchObject({ images: 48, classes: 4, invalid: [] });
       const index = parseJsonl<IndexRow>(await store.getText(inventory.indexKey), 'index');
       const manifests: Record<string, ManifestRow[]> = {};
       for (const split of ['train', 'val', 'test']) {
-        manifests[split] = parseJsonl<ManifestRow>(await store.getText(`runs/run-a/manifests/${split}.jsonl`), split);
+        manifests[split] = parseJsonl<ManifestRow>(
+          await store.getText(`runs/run-a/manifests/${split}.jsonl`),
+          split,
+        );
         // every class in every split
         expect(new Set(manifests[split]!.map((r) => r.class)).size).toBe(4);
       }
-      const ids = Object.values(manifests).flat().map((r) => r.id);
+      const ids = Object.values(manifests)
+        .flat()
+        .map((r) => r.id);
       expect(ids.sort()).toEqual(index.map((r) => r.id).sort());
-      expect(out.manifests.counts).toEqual({ train: manifests.train!.length, val: manifests.val!.length, test: manifests.test!.length });
+      expect(out.manifests.counts).toEqual({
+        train: manifests.train!.length,
+        val: manifests.val!.length,
+        test: manifests.test!.length,
+      });
     });
   });
 
@@ -139,7 +169,9 @@ describe('local pipeline failures', () => {
       expect(report.state).toBe('VerifyDataset');
       const keys: string[] = [];
       for await (const o of store.list('datasets/')) keys.push(o.key);
-      const datasetId = keys.find((k) => k.endsWith('images.tar') && !keys.includes(k.replace('images.tar', 'index.jsonl')));
+      const datasetId = keys.find(
+        (k) => k.endsWith('images.tar') && !keys.includes(k.replace('images.tar', 'index.jsonl')),
+      );
       expect(datasetId).toBeDefined();
       expect(keys).not.toContain(datasetId!.replace('images.tar', 'inventory.json'));
       expect(await store.head('runs/run-truncated/manifests/train.jsonl')).toBeUndefined();
@@ -147,7 +179,9 @@ describe('local pipeline failures', () => {
   });
 
   it('an image whose header claims too many pixels fails Preprocess, naming the image, and writes no shard for it', async () => {
-    const small = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#884422' } }).jpeg().toBuffer();
+    const small = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#884422' } })
+      .jpeg()
+      .toBuffer();
     // Patch the SOF0 dimensions to 12000×12000: the header parses, the pixel limit refuses it.
     const bomb = Buffer.from(small);
     const sof = bomb.indexOf(Buffer.from([0xff, 0xc0]));
@@ -160,7 +194,11 @@ describe('local pipeline failures', () => {
     files.push({ name: 'a/bomb.jpg', data: bomb });
     const tarPath = join(workspace, 'bomb.tar');
     await writeFile(tarPath, packTar(files));
-    const r = await runLocalPipeline({ workspace, config: { source: tarPath, shardSize: 2 }, runId: 'run-bomb' });
+    const r = await runLocalPipeline({
+      workspace,
+      config: { source: tarPath, shardSize: 2 },
+      runId: 'run-bomb',
+    });
     expect(r.status).toBe('FAILED');
     expect(r.failure?.state).toBe('Preprocess');
     expect(r.failure?.cause).toContain('a/bomb.jpg');

@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { DataError, InputError } from '../src/errors.ts';
 import { preprocessImage, resizedSize } from '../src/imaging/preprocess-image.ts';
@@ -7,7 +7,7 @@ import { mulberry32 } from '../src/util/prng.ts';
 type Rgb = [number, number, number];
 
 /** A raw RGB image whose left half is `left` and right half is `right`. */
-function halves(width: number, height: number, left: Rgb, right: Rgb = left): sharp.Sharp {
+function halves(width: number, height: number, left: Rgb, right: Rgb = left): Sharp {
   const buf = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) buf.set(x < width / 2 ? left : right, (y * width + x) * 3);
@@ -16,7 +16,7 @@ function halves(width: number, height: number, left: Rgb, right: Rgb = left): sh
 }
 
 /** Textured content, so a JPEG of it has a long entropy-coded body to cut. */
-function noisy(width: number, height: number, seed = 1): sharp.Sharp {
+function noisy(width: number, height: number, seed = 1): Sharp {
   const rand = mulberry32(seed);
   const buf = Buffer.alloc(width * height * 3);
   for (let i = 0; i < buf.length; i++) buf[i] = Math.floor(rand() * 256);
@@ -71,12 +71,21 @@ describe('preprocessImage geometry', () => {
     expect(Math.min(out.width, out.height)).toBe(256);
     expect(Math.abs(out.width / out.height - w / h) * Math.min(out.width, out.height)).toBeLessThanOrEqual(1);
     const meta = await sharp(out.jpeg).metadata();
-    expect([meta.format, meta.width, meta.height, meta.channels, meta.space]).toEqual(['jpeg', ow, oh, 3, 'srgb']);
+    expect([meta.format, meta.width, meta.height, meta.channels, meta.space]).toEqual([
+      'jpeg',
+      ow,
+      oh,
+      3,
+      'srgb',
+    ]);
   });
 
   it('applies EXIF orientation 6 (rotate 90° clockwise) before measuring and resizing', async () => {
     // Stored 300×200, left half red: displayed 200×300 with red on top.
-    const input = await halves(300, 200, [220, 0, 0], [0, 0, 220]).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const input = await halves(300, 200, [220, 0, 0], [0, 0, 220])
+      .withMetadata({ orientation: 6 })
+      .jpeg()
+      .toBuffer();
     expect((await sharp(input).metadata()).orientation).toBe(6);
     const out = await run(input, 100);
     expect(out).toMatchObject({ sourceWidth: 200, sourceHeight: 300, width: 100, height: 150 });
@@ -121,7 +130,9 @@ describe('preprocessImage colour handling', () => {
   it('flattens RGBA PNG onto white', async () => {
     const rgba = Buffer.alloc(60 * 40 * 4);
     for (let i = 0; i < 60 * 40; i++) rgba.set([0, 0, 0, i % 60 < 30 ? 0 : 128], i * 4);
-    const input = await sharp(rgba, { raw: { width: 60, height: 40, channels: 4 } }).png().toBuffer();
+    const input = await sharp(rgba, { raw: { width: 60, height: 40, channels: 4 } })
+      .png()
+      .toBuffer();
     const out = await run(input, 40);
     expect((await sharp(out.jpeg).metadata()).channels).toBe(3);
     const left = await meanRgb(out.jpeg, { left: 0, top: 0, width: 20, height: 40 });
@@ -171,7 +182,19 @@ describe('preprocessImage errors', () => {
   it('rejects a truncated JPEG instead of gray-filling it', async () => {
     const whole = await noisy(300, 200).jpeg({ quality: 90 }).toBuffer();
     await run(whole); // the untruncated image is fine
-    await expectDataError(run(whole.subarray(0, Math.floor(whole.length * 0.6))), /n02085620_7\.jpg/, /truncated/);
+    await expectDataError(
+      run(whole.subarray(0, Math.floor(whole.length * 0.6))),
+      /n02085620_7\.jpg/,
+      /truncated/,
+    );
+  });
+
+  it('accepts a JPEG that only carries a libjpeg warning (extraneous bytes before a marker)', async () => {
+    const whole = await noisy(120, 80).jpeg().toBuffer();
+    const sos = whole.indexOf(Buffer.from([0xff, 0xda]));
+    const odd = Buffer.concat([whole.subarray(0, sos), Buffer.from([1, 2, 3]), whole.subarray(sos)]);
+    await expect(sharp(odd).jpeg().toBuffer()).rejects.toThrow(/extraneous bytes/); // sharp's default failOn
+    await expect(run(odd)).resolves.toMatchObject({ sourceWidth: 120, sourceHeight: 80 });
   });
 
   it('rejects a JPEG cut inside its header', async () => {
@@ -188,7 +211,10 @@ describe('preprocessImage errors', () => {
 
   it('rejects images over the pixel limit from the header, naming the dimensions and limit', async () => {
     const input = await halves(200, 200, [1, 2, 3]).jpeg().toBuffer();
-    await expectDataError(run(input, 64, { maxPixels: 10_000 }), /too many pixels: 200×200 = 40000 > limit 10000/);
+    await expectDataError(
+      run(input, 64, { maxPixels: 10_000 }),
+      /too many pixels: 200×200 = 40000 > limit 10000/,
+    );
     await expect(run(input, 64, { maxPixels: 40_000 })).resolves.toMatchObject({ width: 64 });
   });
 

@@ -36,11 +36,17 @@ describe('statemachine/pipeline.asl.json', () => {
     const tasks = allStates(definition.States).filter(([, s]) => s.Type === 'Task');
     expect(tasks.map(([n]) => n).sort()).toEqual(Object.keys(localHandlers).sort());
     for (const [name, s] of tasks) expect(s.Resource).toBe(`\${${name}FunctionArn}`);
-    expect(placeholders(text)).toEqual(Object.keys(localHandlers).map((n) => `${n}FunctionArn`).sort());
+    expect(placeholders(text)).toEqual(
+      Object.keys(localHandlers)
+        .map((n) => `${n}FunctionArn`)
+        .sort(),
+    );
   });
 
   it('catches every failure of every top-level Task and Map into ReportFailure, naming the state', () => {
-    const top = Object.entries(definition.States).filter(([n, s]) => ['Task', 'Map'].includes(s.Type) && n !== 'ReportFailure');
+    const top = Object.entries(definition.States).filter(
+      ([n, s]) => ['Task', 'Map'].includes(s.Type) && n !== 'ReportFailure',
+    );
     expect(top.length).toBeGreaterThanOrEqual(4);
     for (const [name, s] of top) {
       const [c] = s.Catch as { ErrorEquals: string[]; Next: string; ResultPath: string }[];

@@ -4,9 +4,9 @@ import { parseArgs } from 'node:util';
 import { DEFAULTS } from '../config.ts';
 import { writeSampleTarball } from '../dataset/sample-data.ts';
 import { parseSplitRatios } from '../dataset/split.ts';
-import { InputError, errorMessage } from '../errors.ts';
-import { setLogSink } from '../log.ts';
+import { errorMessage, InputError } from '../errors.ts';
 import { runLocalPipeline } from '../local/pipeline.ts';
+import { setLogSink } from '../log.ts';
 import type { PipelineConfig, ShardTask } from '../types.ts';
 import { Progress } from './progress.ts';
 import { printRunSummary, runSummary } from './summary.ts';
@@ -35,7 +35,9 @@ function mapItems(_state: string, input: unknown): unknown[] {
 
 function describeShard(item: unknown, index: number): string {
   const shard = item as Partial<ShardTask> | undefined;
-  return shard?.split !== undefined ? `${shard.split} shard ${shard.index} (${shard.count} images)` : `item ${index}`;
+  return shard?.split !== undefined
+    ? `${shard.split} shard ${shard.index} (${shard.count} images)`
+    : `item ${index}`;
 }
 
 export const SAMPLE_DEFAULTS = { classes: 10, perClass: 30, seed: 1 };
@@ -130,7 +132,12 @@ async function runCommand(args: string[]): Promise<number> {
   process.on('SIGINT', onSigint);
   try {
     log(`run ${config.source} → workspace ${workspace}`);
-    const result = await runLocalPipeline({ workspace, config, onEvent: progress.onEvent, signal: abort.signal });
+    const result = await runLocalPipeline({
+      workspace,
+      config,
+      onEvent: progress.onEvent,
+      signal: abort.signal,
+    });
     const summary = runSummary(result, workspace);
     if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else printRunSummary(summary, log);
@@ -191,7 +198,8 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (err) {
-    const isUsage = err instanceof InputError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const isUsage =
+      err instanceof InputError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`dogbreed ${command}: ${errorMessage(err)}\n`);
     if (isUsage) process.stderr.write('run `dogbreed help` for the options\n');
     return isUsage ? 2 : 1;

@@ -1,5 +1,5 @@
-import type { LogSink } from '../log.ts';
 import type { EventLog } from '../local/step-functions.ts';
+import type { LogSink } from '../log.ts';
 
 // Terminal progress for a run: one line per state start and end, Map shards as they finish,
 // and the core's log lines indented beneath the state that wrote them.
@@ -36,7 +36,9 @@ export class Progress {
         return;
       case 'StateExited':
         if (e.index !== undefined || !SHOWN.has(e.state.type)) return;
-        this.write(`✔ ${e.state.name} ${seconds(e.timestamp - (this.started.get(e.state.name) ?? e.timestamp))}`);
+        this.write(
+          `✔ ${e.state.name} ${seconds(e.timestamp - (this.started.get(e.state.name) ?? e.timestamp))}`,
+        );
         return;
       case 'StateFailed':
         if (e.index !== undefined || e.state.type === 'Fail') return;

@@ -35,7 +35,8 @@ export function runSummary(result: LocalRunResult, _workspace: string): RunSumma
     runId: result.runId,
     status: result.status,
     timings: result.timings
-      .filter((t) => t.endedAt !== undefined)
+      // The states a person thinks of: Tasks and Maps at the top level, not plumbing.
+      .filter((t) => t.endedAt !== undefined && !t.inMap && ['Task', 'Map', 'Parallel'].includes(t.type))
       .map((t) => ({
         state: t.state,
         seconds: Math.round((t.endedAt! - t.startedAt) / 10) / 100,
@@ -87,8 +88,12 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
       `dataset   ${s3(o.dataset.tarKey)} (${o.verify.images} images, ${o.verify.classes} classes, ${o.verify.invalid} invalid${o.dataset.skipped ? ', already present: not fetched again' : ''})`,
     );
     log(`index     ${s3(o.verify.indexKey)}`);
-    log(`manifests train ${o.counts.train} · val ${o.counts.val} · test ${o.counts.test} → ${s3(`runs/${s.runId}/manifests/`)}`);
-    log(`shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`);
+    log(
+      `manifests train ${o.counts.train} · val ${o.counts.val} · test ${o.counts.test} → ${s3(`runs/${s.runId}/manifests/`)}`,
+    );
+    log(
+      `shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
+    );
     log(`local S3 data: ${s.s3Directory}`);
     return;
   }

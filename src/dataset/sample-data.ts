@@ -10,8 +10,8 @@ import { type TarFile, tarStream } from './tar-writer.ts';
 
 // The synthetic dataset behind `dogbreed sample-data` and the default `dogbreed run`: a tarball
 // laid out like the real Stanford Dogs images.tar, whose classes a small classifier can learn.
-// Each class has its own background hue and a striped foreground blob at its own stripe angle,
-// period and tone; every image jitters position, scale, colour, lighting and noise.
+// Each class has its own background hue and a striped foreground blob with its own stripe colour,
+// angle, period and tone; every image jitters position, scale, colour, lighting and noise.
 
 export interface SampleDataOptions {
   classes: number;
@@ -42,6 +42,8 @@ interface ClassStyle {
   /** Stripe period in pixels for a 320 px image. */
   period: number;
   darkStripes: boolean;
+  /** Stripe hue relative to the background's. */
+  stripeHue: number;
   /** Largest hue jitter that keeps neighbouring classes apart. */
   hueJitter: number;
 }
@@ -53,6 +55,7 @@ function classStyle(index: number, count: number): ClassStyle {
     angle: ((index * GOLDEN) % 1) * Math.PI,
     period: 10 + (index % 4) * 7,
     darkStripes: index % 2 === 0,
+    stripeHue: 0.5 + ((index % 3) - 1) * 0.17,
     hueJitter: 0.25 / count,
   };
 }
@@ -60,7 +63,9 @@ function classStyle(index: number, count: number): ClassStyle {
 export function validateSampleOptions(opts: SampleDataOptions): void {
   const { classes, perClass, seed } = opts;
   if (!Number.isInteger(classes) || classes < 2 || classes > STANFORD_DOGS_CLASSES.length) {
-    throw new InputError(`--classes must be an integer from 2 to ${STANFORD_DOGS_CLASSES.length}, got ${classes}`);
+    throw new InputError(
+      `--classes must be an integer from 2 to ${STANFORD_DOGS_CLASSES.length}, got ${classes}`,
+    );
   }
   if (!Number.isInteger(perClass) || perClass < 3 || perClass > 10_000) {
     throw new InputError(`--per-class must be an integer from 3 to 10000, got ${perClass}`);
@@ -69,7 +74,10 @@ export function validateSampleOptions(opts: SampleDataOptions): void {
 }
 
 /** Writes the tarball to `outPath` (via `outPath.partial`, renamed only once complete). */
-export async function writeSampleTarball(outPath: string, opts: SampleDataOptions): Promise<SampleDataResult> {
+export async function writeSampleTarball(
+  outPath: string,
+  opts: SampleDataOptions,
+): Promise<SampleDataResult> {
   validateSampleOptions(opts);
   const classes = STANFORD_DOGS_CLASSES.slice(0, opts.classes);
   const total = classes.length * opts.perClass;
@@ -130,7 +138,7 @@ function renderImage(style: ClassStyle, rand: () => number): RawImage {
   const bright = between(0.85, 1.15);
   const hue = style.hue + between(-style.hueJitter, style.hueJitter);
   const bg = hsvToRgb(hue, between(0.45, 0.6), 0.75 * bright);
-  const stripe = hsvToRgb(hue + 0.5, 0.7, (style.darkStripes ? 0.3 : 0.95) * bright);
+  const stripe = hsvToRgb(hue + style.stripeHue, 0.7, (style.darkStripes ? 0.3 : 0.95) * bright);
   const gap = mix(bg, stripe, 0.35);
   // The blob: an ellipse somewhere near the middle, of varying size.
   const cx = width * between(0.35, 0.65);

@@ -28,7 +28,9 @@ export function parseSource(source: string): SourceRef {
   if (source.startsWith('s3://')) throw new InputError(`source ${source} must look like s3://bucket/key`);
   if (source.startsWith('file://')) return { kind: 'path', path: fileURLToPath(source) };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-    throw new InputError(`source ${source}: unsupported scheme (use https://, http://, s3://, file:// or a path)`);
+    throw new InputError(
+      `source ${source}: unsupported scheme (use https://, http://, s3://, file:// or a path)`,
+    );
   }
   return { kind: 'path', path: resolve(source) };
 }
@@ -59,7 +61,8 @@ async function listFiles(root: string): Promise<{ rel: string; size: number; mti
       const full = join(dir, name);
       const st = await stat(full);
       if (st.isDirectory()) await walk(full);
-      else if (st.isFile()) out.push({ rel: relative(root, full).split(sep).join('/'), size: st.size, mtimeMs: st.mtimeMs });
+      else if (st.isFile())
+        out.push({ rel: relative(root, full).split(sep).join('/'), size: st.size, mtimeMs: st.mtimeMs });
     }
   }
   await walk(root);

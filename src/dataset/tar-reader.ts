@@ -3,7 +3,8 @@ import { BLOCK } from './tar-writer.ts';
 
 // Streaming tar reader: one pass, bounded memory, no extraction. It understands ustar
 // (name + prefix), PAX extended headers ('x'; 'g' is skipped), GNU long names ('L', 'K'),
-// old-style v7 headers and GNU base-256 sizes.
+// old-style v7 headers and GNU base-256 sizes. Every entry's size field is honoured, whatever
+// its type (GNU tar writes 0 for links and devices).
 //
 // End of archive: the first all-zero block ends the archive. A stream that stops right after
 // that block (the second zero block missing) is accepted: every member is complete by then.
@@ -82,24 +83,9 @@ export async function* readTar(
         return;
       }
       const header = parseHeader(block, headerOffset, previous);
-      const dataOffset = input.offset;
 
-      if (header.flag === 'x' || header.flag === 'L' || header.flag === 'K' || header.flag === 'g') {
-        const what = `the ${header.flag === 'x' || header.flag === 'g' ? 'PAX' : 'GNU long-name'} header ${previous === undefined ? 'at the start' : `after member "${previous}"`}`;
-        const padded = header.size + padding(header.size);
-        if (header.flag === 'g') {
-          // Global PAX headers only carry defaults (mtime, charset) that the index does not use.
-          await skipBytes(input, padded, what, dataOffset);
-          continue;
-        }
-        if (header.size > MAX_META_BYTES)
-          throw corrupt(headerOffset, `${what} claims ${header.size} bytes`, previous);
-        await needBytes(input, padded, what, dataOffset);
-        const payload = input.take(header.size);
-        await input.skip(padded - header.size);
-        if (header.flag === 'x') meta = { ...meta, ...parsePax(payload, headerOffset) };
-        else if (header.flag === 'L') meta.path = cString(payload, 0, header.size);
-        else meta.linkpath = cString(payload, 0, header.size);
+      if (META_FLAGS.has(header.flag)) {
+        meta = await readMeta(input, header, meta, headerOffset, previous);
         continue;
       }
 
@@ -113,6 +99,7 @@ export async function* readTar(
       const size = meta.size ?? header.size;
       const padded = size + padding(size);
       meta = {};
+      const dataOffset = input.offset;
       const entry: TarEntry = { name, type, size, headerOffset, dataOffset };
       if (linkname) entry.linkname = linkname;
       if (type === 'file' && size <= maxEntryBytes) {
@@ -127,6 +114,39 @@ export async function* readTar(
   } finally {
     await input.close();
   }
+}
+
+const META_FLAGS = new Set(['x', 'g', 'L', 'K']);
+
+/** Reads a PAX or GNU long-name header's payload into the metadata of the next entry. */
+async function readMeta(
+  input: ChunkQueue,
+  header: Header,
+  meta: PendingMeta,
+  headerOffset: number,
+  previous: string | undefined,
+): Promise<PendingMeta> {
+  const kind = header.flag === 'x' || header.flag === 'g' ? 'PAX' : 'GNU long-name';
+  const what = `the ${kind} header ${previous === undefined ? 'at the start' : `after member "${previous}"`}`;
+  const dataOffset = input.offset;
+  const padded = header.size + padding(header.size);
+  if (header.flag === 'g') {
+    // Global PAX headers only carry defaults (mtime, charset) that the index does not use.
+    await skipBytes(input, padded, what, dataOffset);
+    return meta;
+  }
+  if (header.size > MAX_META_BYTES)
+    throw corrupt(
+      headerOffset,
+      `${kind} header of ${header.size} bytes (the limit is ${MAX_META_BYTES})`,
+      previous,
+    );
+  await needBytes(input, padded, what, dataOffset);
+  const payload = input.take(header.size);
+  await input.skip(padded - header.size);
+  if (header.flag === 'x') return { ...meta, ...parsePax(payload, headerOffset) };
+  const value = cString(payload, 0, header.size);
+  return header.flag === 'L' ? { ...meta, path: value } : { ...meta, linkpath: value };
 }
 
 interface PendingMeta {

@@ -4,16 +4,19 @@ import { fileURLToPath } from 'node:url';
 // The one ASL file, as AWS and the local engine both run it. Its `${Name}` placeholders are
 // the only thing that differs between them (CloudFormation DefinitionSubstitutions on AWS).
 
-export const DEFINITION_PATH = fileURLToPath(new URL('../../statemachine/pipeline.asl.json', import.meta.url));
+export const DEFINITION_PATH = fileURLToPath(
+  new URL('../../statemachine/pipeline.asl.json', import.meta.url),
+);
 
 export function placeholders(text: string): string[] {
   return [...new Set([...text.matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]!))].sort();
 }
 
 export function substitute(text: string, values: Record<string, string>): string {
-  return text.replace(/\$\{(\w+)\}/g, (whole, name: string) => {
+  return text.replace(/\$\{(\w+)\}/g, (_whole, name: string) => {
     const value = values[name];
-    if (value === undefined) throw new Error(`no substitution for \${${name}} in the state machine definition`);
+    if (value === undefined)
+      throw new Error(`no substitution for \${${name}} in the state machine definition`);
     return value;
   });
 }
@@ -22,7 +25,8 @@ export function substitute(text: string, values: Record<string, string>): string
 export function localSubstitutions(text: string): Record<string, string> {
   const values: Record<string, string> = {};
   for (const name of placeholders(text)) {
-    values[name] = `arn:aws:lambda:us-east-1:000000000000:function:dogbreed-local-${name.replace(/FunctionArn$/, '')}`;
+    values[name] =
+      `arn:aws:lambda:us-east-1:000000000000:function:dogbreed-local-${name.replace(/FunctionArn$/, '')}`;
   }
   return values;
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { keys } from '../stages/keys.ts';
-import { S3ObjectStore, createS3Client } from '../storage/s3-store.ts';
+import { createS3Client, S3ObjectStore } from '../storage/s3-store.ts';
 import type { FailureReport, PipelineConfig } from '../types.ts';
 import { loadLocalDefinition } from './definition.ts';
 import { localHandlers } from './handlers.ts';

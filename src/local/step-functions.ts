@@ -9,7 +9,8 @@ import { errorMessage } from '../errors.ts';
 // and every state's input and output is held to Step Functions' 256 KiB limit.
 
 /** The engine's event type (the package does not export it by name). */
-export type EventLog = ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
+export type EventLog =
+  ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
 
 export const PAYLOAD_LIMIT_BYTES = 256 * 1024;
 
@@ -17,6 +18,9 @@ export type LocalHandler = (event: unknown, context: Context) => Promise<unknown
 
 export interface StateTiming {
   state: string;
+  type: string;
+  /** Runs inside a Map iteration: timed from its first start to its last end. */
+  inMap: boolean;
   startedAt: number;
   endedAt?: number;
   status: 'running' | 'succeeded' | 'failed';
@@ -122,7 +126,15 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
         if (event.type === 'StateEntered') {
           measure(name, 'input', event.state.input);
           // Map iterations re-enter the inner states: time each state from its first entry.
-          if (!timings.has(name)) timings.set(name, { state: name, startedAt: event.timestamp, status: 'running' });
+          if (!timings.has(name)) {
+            timings.set(name, {
+              state: name,
+              type: event.state.type,
+              inMap: event.index !== undefined,
+              startedAt: event.timestamp,
+              status: 'running',
+            });
+          }
         } else {
           const t = timings.get(name);
           if (t) {

@@ -25,7 +25,8 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
   try {
     rows = parseJsonl(await store.getText(verify.indexKey), verify.indexKey, isIndexRow);
   } catch (err) {
-    if (err instanceof SyntaxError) throw new DataError(`${err.message}: run VerifyDataset again to rebuild it`);
+    if (err instanceof SyntaxError)
+      throw new DataError(`${err.message}: run VerifyDataset again to rebuild it`);
     throw err;
   }
   if (rows.length !== inventory.images) {
@@ -36,16 +37,29 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
 
   const { classes, splits } = stratifiedSplit(rows, { ratios: config.split, seed: config.seed });
   const shards = planShards(splits, { runId, shardSize: config.shardSize });
-  const manifestKeys = { train: keys.manifest(runId, 'train'), val: keys.manifest(runId, 'val'), test: keys.manifest(runId, 'test') };
-  for (const split of SPLITS) await store.put(manifestKeys[split], toJsonl(splits[split]), { contentType: 'application/x-ndjson' });
+  const manifestKeys = {
+    train: keys.manifest(runId, 'train'),
+    val: keys.manifest(runId, 'val'),
+    test: keys.manifest(runId, 'test'),
+  };
+  for (const split of SPLITS)
+    await store.put(manifestKeys[split], toJsonl(splits[split]), { contentType: 'application/x-ndjson' });
   for (const shard of shards) {
     await store.put(shard.listKey, toJsonl(shardRows(splits, shard, config.shardSize)), {
       contentType: 'application/x-ndjson',
     });
   }
   const labelsKey = keys.classes(runId);
-  await store.putJson(labelsKey, { datasetId: inventory.datasetId, sha256: inventory.sha256, seed: config.seed, split: config.split, classes });
+  await store.putJson(labelsKey, {
+    datasetId: inventory.datasetId,
+    sha256: inventory.sha256,
+    seed: config.seed,
+    split: config.split,
+    classes,
+  });
   const counts = { train: splits.train.length, val: splits.val.length, test: splits.test.length };
-  logger.info(`split ${rows.length} images of ${classes.length} classes: train ${counts.train}, val ${counts.val}, test ${counts.test}; ${shards.length} shards`);
+  logger.info(
+    `split ${rows.length} images of ${classes.length} classes: train ${counts.train}, val ${counts.val}, test ${counts.test}; ${shards.length} shards`,
+  );
   return { manifestKeys, labelsKey, counts, shards };
 }

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Transform } from 'node:stream';
+import { describeSource, openSource, parseSource, sourceFingerprint } from '../dataset/sources.ts';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FetchResult } from '../types.ts';
 import { withRetry } from '../util/retry.ts';
-import { describeSource, openSource, parseSource, sourceFingerprint } from '../dataset/sources.ts';
 import { keys } from './keys.ts';
 
 // FetchDataset: stream the source into the bucket (multipart, bounded memory), hashing on
@@ -43,7 +43,9 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
   if (expected) {
     const hit = await existing(store, expected);
     if (hit) {
-      logger.info(`dataset already present with sha256 ${expected}: skipping the download`, { key: hit.tarKey });
+      logger.info(`dataset already present with sha256 ${expected}: skipping the download`, {
+        key: hit.tarKey,
+      });
       return hit;
     }
   }
@@ -53,7 +55,9 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
     const record = (await store.head(recordKey)) ? await store.getJson<SourceRecord>(recordKey) : undefined;
     const hit = record?.fingerprint === fingerprint ? await existing(store, record.sha256) : undefined;
     if (hit) {
-      logger.info(`${where} is unchanged since ${record?.fetchedAt}: skipping the download`, { key: hit.tarKey });
+      logger.info(`${where} is unchanged since ${record?.fetchedAt}: skipping the download`, {
+        key: hit.tarKey,
+      });
       return hit;
     }
   }
@@ -105,10 +109,30 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
       bytes,
       skipped: false,
     };
-    if (hit) logger.info(`dataset with sha256 ${sha256} already present: keeping the stored copy`, { key: hit.tarKey });
-    else await store.copy(incoming, result.tarKey, { contentType: 'application/x-tar', metadata: { sha256, source: encodeURIComponent(where).slice(0, 1024) } });
+    if (hit)
+      logger.info(`dataset with sha256 ${sha256} already present: keeping the stored copy`, {
+        key: hit.tarKey,
+      });
+    else {
+      logger.info(
+        `stored ${(bytes / 1048576).toFixed(1)} MiB from ${where} (sha256 ${sha256.slice(0, 12)}…)`,
+        {
+          key: result.tarKey,
+        },
+      );
+      await store.copy(incoming, result.tarKey, {
+        contentType: 'application/x-tar',
+        metadata: { sha256, source: encodeURIComponent(where).slice(0, 1024) },
+      });
+    }
     if (fingerprint) {
-      const record: SourceRecord = { source: where, fingerprint, sha256, bytes, fetchedAt: new Date().toISOString() };
+      const record: SourceRecord = {
+        source: where,
+        fingerprint,
+        sha256,
+        bytes,
+        fetchedAt: new Date().toISOString(),
+      };
       await store.putJson(recordKey, record);
     }
     return result;

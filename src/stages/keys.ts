@@ -16,6 +16,7 @@ export const keys = {
   classes: (runId: string) => `runs/${runId}/manifests/classes.json`,
   shardList: (runId: string, split: Split, index: number) =>
     `runs/${runId}/manifests/shards/${split}/shard-${pad5(index)}.jsonl`,
-  shard: (runId: string, split: Split, index: number) => `runs/${runId}/shards/${split}/shard-${pad5(index)}.tar`,
+  shard: (runId: string, split: Split, index: number) =>
+    `runs/${runId}/shards/${split}/shard-${pad5(index)}.tar`,
   failure: (runId: string) => `reports/${runId}/failure.json`,
 };

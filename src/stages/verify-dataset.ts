@@ -31,7 +31,9 @@ export async function verifyDataset(store: ObjectStore, event: VerifyEvent): Pro
       hash.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;
       if (bytes >= nextLog) {
-        logger.info(`verified ${(bytes / 1048576).toFixed(0)} of ${(dataset.bytes / 1048576).toFixed(0)} MiB`);
+        logger.info(
+          `verified ${(bytes / 1048576).toFixed(0)} of ${(dataset.bytes / 1048576).toFixed(0)} MiB`,
+        );
         nextLog += PROGRESS_EVERY_BYTES;
       }
       yield chunk as Buffer;
@@ -80,5 +82,11 @@ export async function verifyDataset(store: ObjectStore, event: VerifyEvent): Pro
     );
   }
   logger.info(`${index.images} images in ${index.classes} classes indexed`, { key: indexKey });
-  return { inventoryKey, indexKey, images: index.images, classes: index.classes, invalid: index.invalid.length };
+  return {
+    inventoryKey,
+    indexKey,
+    images: index.images,
+    classes: index.classes,
+    invalid: index.invalid.length,
+  };
 }

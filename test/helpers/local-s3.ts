@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalS3, startLocalS3 } from '../../src/local/s3-server.ts';
-import { S3ObjectStore, createS3Client } from '../../src/storage/s3-store.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3-store.ts';
 
 export interface TestS3 {
   s3: LocalS3;
@@ -33,4 +33,3 @@ export async function startTestS3(bucket = 'test-bucket'): Promise<TestS3> {
     },
   };
 }
-

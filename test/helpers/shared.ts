@@ -11,5 +11,7 @@ export const hasShared = existsSync(SHARED_SAMPLE_DIR);
 
 export const describeShared = hasShared ? describe : describe.skip;
 if (!hasShared) {
-  console.warn(`../shared is absent (looked for ${SHARED_SAMPLE_DIR}): tests on real Stanford Dogs photos are skipped`);
+  console.warn(
+    `../shared is absent (looked for ${SHARED_SAMPLE_DIR}): tests on real Stanford Dogs photos are skipped`,
+  );
 }

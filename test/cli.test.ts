@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.ts';
+import type { RunSummary } from '../src/cli/summary.ts';
+
+const run = promisify(execFile);
+
+/** Runs the CLI in-process, capturing what it writes. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const capture = (sink: string[]) => (s: string | Uint8Array) => {
+    sink.push(String(s));
+    return true;
+  };
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
+  try {
+    const code = await main(args);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+describe('dogbreed CLI', () => {
+  let dir: string;
+  let tar: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dogbreed-cli-'));
+    tar = join(dir, 'sample.tar');
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('sample-data writes the tarball it reports', async () => {
+    const r = await cli(['sample-data', '--out', tar, '--classes', '3', '--per-class', '6', '--seed', '5']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^wrote .*sample\.tar: 18 images in 3 classes/);
+    expect(existsSync(tar)).toBe(true);
+  });
+
+  it('run --json prints one JSON summary on stdout and exits 0', async () => {
+    const r = await cli([
+      'run',
+      '--source',
+      tar,
+      '--workspace',
+      join(dir, 'ws'),
+      '--shard-size',
+      '4',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout) as RunSummary;
+    expect(summary.status).toBe('SUCCEEDED');
+    expect(summary.runId).toMatch(/^\d{8}-\d{6}-[0-9a-f]{4}$/);
+    expect(summary.outputs?.verify.images).toBe(18);
+    expect(summary.outputs?.shards.images).toBe(18);
+    expect(summary.timings.map((t) => t.state)).toEqual(
+      expect.arrayContaining(['FetchDataset', 'VerifyDataset', 'BuildManifests', 'Preprocess']),
+    );
+    // progress went to stderr, state by state and shard by shard
+    expect(r.stderr).toContain('▶ VerifyDataset');
+    expect(r.stderr).toMatch(/\[\d+\/\d+\] train shard 0 \(4 images\) done/);
+  });
+
+  it('a failing run exits 1 and names the failing state, the cause and the failure report', async () => {
+    const missing = join(dir, 'missing.tar');
+    const r = await cli(['run', '--source', missing, '--workspace', join(dir, 'ws')]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      new RegExp(`failed in FetchDataset: InputError: source ${missing} does not exist`),
+    );
+    expect(r.stdout).toMatch(/failure report: s3:\/\/dogbreed-local\/reports\/.+\/failure\.json/);
+  });
+
+  it('bad flags exit 2 with a message naming the flag', async () => {
+    const split = await cli(['run', '--split', '0.5,0.5', '--workspace', join(dir, 'ws'), '--source', tar]);
+    expect(split.code).toBe(2);
+    expect(split.stderr).toContain('--split');
+    const size = await cli(['run', '--shard-size', 'many', '--source', tar]);
+    expect(size.code).toBe(2);
+    expect(size.stderr).toContain('--shard-size must be an integer from 1 to 100000, got "many"');
+    const unknown = await cli(['run', '--colour', 'red']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("Unknown option '--colour'");
+    expect((await cli(['train-everything'])).code).toBe(2);
+  });
+
+  it('the installed bin runs from source through tsx', async () => {
+    const { stdout } = await run(process.execPath, ['bin/dogbreed.mjs', 'help']);
+    expect(stdout).toContain('dogbreed run [--source <url|dir|tar>]');
+  });
+});
