@@ -4,8 +4,7 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { setLogSink } from '../src/log.ts';
 import { benchFetch } from './fetch.ts';
-import { pillowVersion } from './preprocess.ts';
-import { benchPreprocess } from './preprocess.ts';
+import { benchPreprocess, pillowVersion } from './preprocess.ts';
 import { MiB, newTempDir, progress, round, runChild } from './util.ts';
 import { benchVerify } from './verify.ts';
 
@@ -33,7 +32,9 @@ function parseArgs(argv: string[]): { only: Name[]; quick: boolean } {
       const picked = (value ?? '').split(',').filter(Boolean);
       const unknown = picked.filter((n) => !NAMES.includes(n as Name));
       if (picked.length === 0 || unknown.length > 0)
-        throw new Error(`--only takes a comma-separated list of ${NAMES.join(', ')}; got ${value ?? 'nothing'}`);
+        throw new Error(
+          `--only takes a comma-separated list of ${NAMES.join(', ')}; got ${value ?? 'nothing'}`,
+        );
       only = NAMES.filter((n) => picked.includes(n));
     } else throw new Error(`unknown argument ${arg}: use --only ${NAMES.join(',')} and/or --quick`);
   }

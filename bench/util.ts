@@ -80,7 +80,9 @@ export async function runChecked(
 ): Promise<string> {
   const res = await runChild(command, args, opts);
   if (res.code !== 0)
-    throw new Error(`${command} ${args.join(' ')} exited with ${res.code}: ${res.stderr.trim().slice(-2000)}`);
+    throw new Error(
+      `${command} ${args.join(' ')} exited with ${res.code}: ${res.stderr.trim().slice(-2000)}`,
+    );
   return res.stdout;
 }
 

@@ -79,7 +79,10 @@ export async function benchVerify(dir: string, quick: boolean) {
   const runs = quick ? 2 : 3;
 
   progress(`verify: encoding ${distinct} distinct JPEGs`);
-  const jpegs = await makeJpegs(distinct, (i) => ({ width: 400 + ((i * 37) % 101), height: 300 + ((i * 53) % 76) }));
+  const jpegs = await makeJpegs(distinct, (i) => ({
+    width: 400 + ((i * 37) % 101),
+    height: 300 + ((i * 53) % 76),
+  }));
   const tarPath = join(dir, 'images.tar');
   progress(`verify: writing a ${targetBytes / MiB} MiB tarball`);
   let memberCount = 0;
@@ -103,7 +106,9 @@ export async function benchVerify(dir: string, quick: boolean) {
 
   const core = await bestOf(runs, 'verify: core (file stream)', () => verifyCore(tarPath));
   if (core.value.sha256 !== sha256 || core.value.images !== memberCount)
-    throw new Error(`core: got ${core.value.sha256} / ${core.value.images} images, expected ${sha256} / ${memberCount}`);
+    throw new Error(
+      `core: got ${core.value.sha256} / ${core.value.images} images, expected ${sha256} / ${memberCount}`,
+    );
 
   const bucket = 'bench-verify';
   const s3 = await startLocalS3({ directory: join(dir, 's3'), bucket });
@@ -149,7 +154,11 @@ export async function benchVerify(dir: string, quick: boolean) {
       },
       sha256sum: timing(baseline, bytes),
       step: { ...timing(step, bytes), ratio: round(stepRatio) },
-      core: { ...timing(core, bytes), ratio: round(baseline.seconds / core.seconds), chunkKB: CORE_CHUNK / 1024 },
+      core: {
+        ...timing(core, bytes),
+        ratio: round(baseline.seconds / core.seconds),
+        chunkKB: CORE_CHUNK / 1024,
+      },
       s3GetOnly: {
         ...timing(getOnly, bytes),
         ratio: round(baseline.seconds / getOnly.seconds),
