@@ -16,10 +16,12 @@ import { describeShared, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
 describeShared('local pipeline on real Stanford Dogs photos', () => {
   let workspace: string;
   let result: LocalRunResult;
-  const classes = readdirSync(SHARED_SAMPLE_DIR).sort();
-  const files = classes.flatMap((c) => readdirSync(join(SHARED_SAMPLE_DIR, c)).map((f) => `${c}/${f}`));
+  let classes: string[];
+  let files: string[];
 
   beforeAll(async () => {
+    classes = readdirSync(SHARED_SAMPLE_DIR).sort();
+    files = classes.flatMap((c) => readdirSync(join(SHARED_SAMPLE_DIR, c)).map((f) => `${c}/${f}`));
     workspace = await mkdtemp(join(tmpdir(), 'dogbreed-real-'));
     result = await runLocalPipeline({
       workspace,

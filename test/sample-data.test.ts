@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { STANFORD_DOGS_CLASSES } from '../src/dataset/stanford-dogs-classes.ts';
 import { InputError } from '../src/errors.ts';
+import { hasShared, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
 
 interface Member {
   name: string;
@@ -64,9 +65,8 @@ describe('STANFORD_DOGS_CLASSES', () => {
     expect(STANFORD_DOGS_CLASSES[119]).toBe('n02116738-African_hunting_dog');
   });
 
-  const realSample = join(import.meta.dirname, '../../shared/data/stanford-dogs-sample');
-  it.skipIf(!existsSync(realSample))('matches the folder names of the real Stanford Dogs sample', () => {
-    expect(readdirSync(realSample).sort()).toEqual(STANFORD_DOGS_CLASSES);
+  it.skipIf(!hasShared)('matches the folder names of the real Stanford Dogs sample', () => {
+    expect(readdirSync(SHARED_SAMPLE_DIR).sort()).toEqual(STANFORD_DOGS_CLASSES);
   });
 });
 
