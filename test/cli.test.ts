@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -91,6 +91,36 @@ describe('dogbreed CLI', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("Unknown option '--colour'");
     expect((await cli(['train-everything'])).code).toBe(2);
+  });
+
+  it('Ctrl-C stops the execution and the local S3 server, and exits 130 promptly', async () => {
+    const big = join(dir, 'big.tar');
+    expect((await cli(['sample-data', '--out', big, '--classes', '10', '--per-class', '60'])).code).toBe(0);
+    const child = spawn(process.execPath, [
+      'bin/dogbreed.mjs',
+      'run',
+      '--source',
+      big,
+      '--workspace',
+      join(dir, 'ws-int'),
+      '--shard-size',
+      '20',
+    ]);
+    let output = '';
+    let killedAt = 0;
+    child.stdout.on('data', (d) => {
+      output += String(d);
+      if (output.includes('▶ Preprocess') && child.exitCode === null && !child.killed) {
+        killedAt = Date.now();
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(output).toContain('interrupted: stopping the execution and the local S3 server');
+    expect(output).toMatch(/run \S+ was stopped/);
+    expect(killedAt).toBeGreaterThan(0);
+    expect(Date.now() - killedAt).toBeLessThan(5_000);
   });
 
   it('the installed bin runs from source through tsx', async () => {

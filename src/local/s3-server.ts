@@ -31,7 +31,11 @@ export async function startLocalS3(opts: { directory: string; bucket: string }):
     async close() {
       if (closed) return;
       closed = true;
-      await server.close();
+      // Keep-alive sockets of SDK clients would hold close() open; a stopped run may still
+      // have requests in flight. Drop them all.
+      const closing = server.close();
+      server.httpServer?.closeAllConnections();
+      await closing;
     },
   };
 }
