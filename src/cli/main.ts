@@ -42,21 +42,20 @@ function describeShard(item: unknown, index: number): string {
 
 export const SAMPLE_DEFAULTS = { classes: 10, perClass: 30, seed: 1 };
 
-function intFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
+function numberFlag(
+  value: string | undefined,
+  flag: string,
+  min: number,
+  max: number,
+  kind: 'integer' | 'number' = 'integer',
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new InputError(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
-  }
-  return n;
-}
-
-function floatFlag(value: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new InputError(`${flag} must be a number from ${min} to ${max}, got "${value}"`);
-  }
+  const ok = (kind === 'integer' ? Number.isInteger(n) : Number.isFinite(n)) && n >= min && n <= max;
+  if (value.trim() === '' || !ok)
+    throw new InputError(
+      `${flag} must be ${kind === 'integer' ? 'an integer' : 'a number'} from ${min} to ${max}, got "${value}"`,
+    );
   return n;
 }
 
@@ -109,12 +108,12 @@ async function runCommand(args: string[]): Promise<number> {
     source: values.source ?? (await defaultSource(workspace, log)),
     expectedSha256: values.sha256?.toLowerCase(),
     profile: values.profile as PipelineConfig['profile'],
-    minPerClass: intFlag(values['min-per-class'], '--min-per-class', 1, 1_000_000),
-    maxInvalidShare: floatFlag(values['max-invalid-share'], '--max-invalid-share', 0, 1),
-    seed: intFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? DEFAULTS.seed,
+    minPerClass: numberFlag(values['min-per-class'], '--min-per-class', 1, 1_000_000),
+    maxInvalidShare: numberFlag(values['max-invalid-share'], '--max-invalid-share', 0, 1, 'number'),
+    seed: numberFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? DEFAULTS.seed,
     split: values.split ? parseSplitRatios(values.split) : [...DEFAULTS.split],
-    shardSize: intFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
-    resizeShorter: intFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
+    shardSize: numberFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
+    resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
   };
   // Sources given as relative paths mean this directory, not the server's.
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(config.source)) config.source = resolve(config.source);
@@ -162,9 +161,9 @@ async function sampleDataCommand(args: string[]): Promise<number> {
   });
   if (!values.out) throw new InputError('--out FILE.tar is required: where to write the sample tarball');
   const opts = {
-    classes: intFlag(values.classes, '--classes', 2, 120) ?? SAMPLE_DEFAULTS.classes,
-    perClass: intFlag(values['per-class'], '--per-class', 3, 10_000) ?? SAMPLE_DEFAULTS.perClass,
-    seed: intFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? SAMPLE_DEFAULTS.seed,
+    classes: numberFlag(values.classes, '--classes', 2, 120) ?? SAMPLE_DEFAULTS.classes,
+    perClass: numberFlag(values['per-class'], '--per-class', 3, 10_000) ?? SAMPLE_DEFAULTS.perClass,
+    seed: numberFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? SAMPLE_DEFAULTS.seed,
   };
   const out = await writeSampleTarball(resolve(values.out), {
     ...opts,
