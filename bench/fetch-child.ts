@@ -8,13 +8,18 @@ import { storeFromEnv } from '../src/storage/s3-store.ts';
 
 const [mode, source] = process.argv.slice(2);
 const store = storeFromEnv();
-let fetched: { seconds: number; bytes: number; sha256: string; skipped: boolean } | undefined;
+let fetched:
+  | { seconds: number; cpuSeconds: number; bytes: number; sha256: string; skipped: boolean }
+  | undefined;
 if (mode === 'fetch') {
   if (!source) throw new Error('usage: fetch-child.ts fetch <source>');
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const result = await fetchDataset(store, { source });
+  const cpu = process.cpuUsage(cpu0);
   fetched = {
     seconds: (performance.now() - start) / 1000,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     bytes: result.bytes,
     sha256: result.sha256,
     skipped: result.skipped,

@@ -19,6 +19,7 @@ interface ChildReport {
   mode: string;
   maxRssKB: number;
   seconds?: number;
+  cpuSeconds?: number;
   bytes?: number;
   sha256?: string;
   skipped?: boolean;
@@ -38,15 +39,25 @@ async function writeRandomFile(path: string, mb: number): Promise<string> {
   return hash.digest('hex');
 }
 
-/** One child run against a fresh local S3 (a reused one would skip the already fetched source). */
-async function childRun(dir: string, run: number, args: string[]): Promise<ChildReport> {
+/**
+ * One child run against a fresh local S3 (a reused one would skip the already fetched source).
+ * parentCpuSeconds is this process's CPU time meanwhile: s3rver's work.
+ */
+async function childRun(
+  dir: string,
+  run: number,
+  args: string[],
+): Promise<ChildReport & { parentCpuSeconds: number }> {
   const bucket = 'bench-fetch';
   const s3Dir = join(dir, `s3-${run}`);
   const s3 = await startLocalS3({ directory: s3Dir, bucket });
   try {
     const env = { ...process.env, DOGBREED_BUCKET: bucket, DOGBREED_S3_ENDPOINT: s3.endpoint };
+    const cpu0 = process.cpuUsage();
     const out = await runChecked(process.execPath, [TSNODE, CHILD, ...args], { env });
-    return JSON.parse(out.trim().split('\n').at(-1) ?? '') as ChildReport;
+    const cpu = process.cpuUsage(cpu0);
+    const report = JSON.parse(out.trim().split('\n').at(-1) ?? '') as ChildReport;
+    return { ...report, parentCpuSeconds: (cpu.user + cpu.system) / 1e6 };
   } finally {
     await s3.close();
     await rm(s3Dir, { recursive: true, force: true });
@@ -63,7 +74,7 @@ export async function benchFetch(dir: string, quick: boolean) {
   const sha256 = await writeRandomFile(source, sourceMB);
 
   const baseline: ChildReport[] = [];
-  const fetches: ChildReport[] = [];
+  const fetches: (ChildReport & { parentCpuSeconds: number })[] = [];
   for (let i = 0; i < runs; i++) {
     baseline.push(await childRun(dir, fetches.length + baseline.length, ['noop']));
     progress(`fetch: no-op child ${i + 1}/${runs}: peak RSS ${mb(baseline.at(-1)!.maxRssKB)} MB`);
@@ -93,5 +104,7 @@ export async function benchFetch(dir: string, quick: boolean) {
     ratioToBaseline: round(peakKB / baselineKB, 2),
     mbPerSec: round(sourceMB / bestSeconds, 1),
     secondsPerRun: fetches.map((r) => round(r.seconds ?? Number.NaN)),
+    fetchChildCpuSecondsPerRun: fetches.map((r) => round(r.cpuSeconds ?? Number.NaN)),
+    s3rverParentCpuSecondsPerRun: fetches.map((r) => round(r.parentCpuSeconds)),
   };
 }

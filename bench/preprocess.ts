@@ -45,6 +45,34 @@ export async function pillowVersion(): Promise<string | undefined> {
   return res?.code === 0 ? res.stdout.trim() : undefined;
 }
 
+/** Runs fn with sharp as the benchmark wants it: one libvips thread, no operation cache. */
+async function singleThreaded<T>(fn: () => Promise<T>): Promise<T> {
+  const before = sharp.concurrency();
+  configureSharp({ concurrency: 1, cache: false });
+  try {
+    return await fn();
+  } finally {
+    configureSharp({ concurrency: before, cache: true });
+  }
+}
+
+/** What sharp costs per call whatever the image: the header read and a pipeline on an 8x8 JPEG. */
+async function sharpFixedCosts() {
+  const tiny = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+    .jpeg()
+    .toBuffer();
+  const perCallMs = async (fn: () => Promise<unknown>, n = 300): Promise<number> => {
+    for (let i = 0; i < 20; i++) await fn();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await fn();
+    return round((performance.now() - t0) / n);
+  };
+  return singleThreaded(async () => ({
+    metadataCall: await perCallMs(() => sharp(tiny).metadata()),
+    tinyJpegRoundTrip: await perCallMs(() => sharp(tiny).jpeg({ quality: 90 }).toBuffer()),
+  }));
+}
+
 async function sharpPasses(images: Buffer[], passes: number, label: string): Promise<Pass> {
   const run = (data: Buffer, i: number) =>
     preprocessImage(data, { resizeShorter: SHORTER, name: `${label} #${i}` });
@@ -84,15 +112,7 @@ async function pillowPasses(
 /** One image set through both sides; the ratio is sharp's images/s over Pillow's. */
 async function compare(label: string, paths: string[], dir: string, passes: number, pillow: boolean) {
   const images = await Promise.all(paths.map((p) => readFile(p)));
-  const before = sharp.concurrency();
-  configureSharp({ concurrency: 1, cache: false });
-  let sharpPass: Pass;
-  try {
-    sharpPass = await sharpPasses(images, passes, label);
-  } finally {
-    configureSharp({ concurrency: before, cache: true });
-  }
-  const sharpRates = rates(sharpPass);
+  const sharpRates = rates(await singleThreaded(() => sharpPasses(images, passes, label)));
   if (!pillow) return { images: images.length, sharp: sharpRates, pillow: { skipped: PILLOW_MISSING } };
   const py = await pillowPasses(paths, dir, passes, label);
   const bilinear = rates(py.bilinear);
@@ -150,5 +170,6 @@ export async function benchPreprocess(dir: string, quick: boolean) {
       "one core each: sharp concurrency 1, cache off, images awaited one by one; Pillow in one /usr/bin/python3 process. In-memory bytes, best of the timed passes after a 10-image warm-up. 'ratio' is against Pillow BILINEAR because preprocessImage resizes with kernel 'linear'; Pillow's exif_transpose/convert run only when they change something (else they only copy).",
     realPhotos224,
     synthetic500x375,
+    sharpFixedCostPerCallMs: await sharpFixedCosts(),
   };
 }

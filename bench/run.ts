@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { cpus, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { setLogSink } from '../src/log.ts';
@@ -41,7 +41,10 @@ function parseArgs(argv: string[]): { only: Name[]; quick: boolean } {
   return { only, quick };
 }
 
-async function machine() {
+/** The 1-minute load average: other work on the machine makes every figure noisier. */
+const load1m = () => round(loadavg()[0] ?? 0, 2);
+
+async function machine(loadAtStart: number) {
   const sha = await runChild('sha256sum', ['--version']).catch(() => undefined);
   return {
     cpus: cpus().length,
@@ -53,12 +56,15 @@ async function machine() {
     libvips: sharp.versions.vips,
     pillow: (await pillowVersion()) ?? 'not installed',
     sha256sum: sha?.stdout.split('\n')[0] ?? 'unknown',
+    loadAvg1mAtStart: loadAtStart,
+    loadAvg1mAtEnd: load1m(),
   };
 }
 
 async function main(): Promise<void> {
   const { only, quick } = parseArgs(process.argv.slice(2));
   const started = performance.now();
+  const loadAtStart = load1m();
   // The stages log progress as JSON lines; keep stderr readable and keep only what matters.
   setLogSink((level, message) => {
     if (level === 'warn' || level === 'error') progress(`${level}: ${message}`);
@@ -80,7 +86,7 @@ async function main(): Promise<void> {
     }
   }
   const report = {
-    machine: await machine(),
+    machine: await machine(loadAtStart),
     options: { quick, only },
     units: { MB: '2^20 bytes', KB: '2^10 bytes', seconds: 'wall clock unless named cpu' },
     benchmarks,

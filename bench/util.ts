@@ -26,22 +26,36 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ seconds: number;
   return { seconds: (performance.now() - start) / 1000, value };
 }
 
-/** Runs fn `runs` times and keeps the fastest (the least disturbed) run; all times are reported too. */
-export async function bestOf<T>(
+export interface Measured {
+  /** Fastest run: the least disturbed one. */
+  seconds: number;
+  allSeconds: number[];
+}
+
+/**
+ * Runs every contender `runs` times, taking turns (A B C, A B C, ...) so that a burst of load from
+ * elsewhere on the machine hits all of them alike, and keeps each one's fastest run.
+ */
+export async function interleavedBest<K extends string>(
   runs: number,
   label: string,
-  fn: () => Promise<T>,
-): Promise<{ seconds: number; value: T; allSeconds: number[] }> {
-  let best: { seconds: number; value: T } | undefined;
-  const allSeconds: number[] = [];
+  contenders: Record<K, () => Promise<unknown>>,
+): Promise<Record<K, Measured>> {
+  const names = Object.keys(contenders) as K[];
+  const all = new Map<K, number[]>(names.map((n) => [n, []]));
   for (let i = 1; i <= runs; i++) {
-    const run = await timed(fn);
-    allSeconds.push(round(run.seconds));
-    progress(`${label}: run ${i}/${runs} ${run.seconds.toFixed(2)} s`);
-    if (!best || run.seconds < best.seconds) best = run;
+    for (const name of names) {
+      const { seconds } = await timed(contenders[name]);
+      all.get(name)!.push(seconds);
+      progress(`${label} ${name}: run ${i}/${runs} ${seconds.toFixed(2)} s`);
+    }
   }
-  if (!best) throw new Error(`bestOf(${runs}) needs at least one run`);
-  return { ...best, allSeconds };
+  const out = {} as Record<K, Measured>;
+  for (const name of names) {
+    const times = all.get(name)!;
+    out[name] = { seconds: Math.min(...times), allSeconds: times.map((t) => round(t)) };
+  }
+  return out;
 }
 
 export interface ChildResult {

@@ -1,4 +1,5 @@
 import { InputError } from './errors.ts';
+import { parseTrainingConfig, type TrainingConfig } from './training/training-config.ts';
 import type { DatasetProfile, PipelineConfig } from './types.ts';
 import { array, integer, number, object, oneOf, optional, SHA256_HEX, string } from './validate.ts';
 
@@ -15,6 +16,7 @@ export interface ResolvedConfig {
   split: [number, number, number];
   shardSize: number;
   resizeShorter: number;
+  training: TrainingConfig;
 }
 
 export const DEFAULTS = {
@@ -50,5 +52,7 @@ export function parseConfig(value: unknown, path = 'config'): ResolvedConfig {
     resizeShorter:
       optional(c.resizeShorter, (v) => integer(v, `${path}.resizeShorter`, 32, 2048)) ??
       DEFAULTS.resizeShorter,
+    // Checked here too, so a bad training option fails the run at its start, not after preprocessing.
+    training: parseTrainingConfig(c.training, `${path}.training`),
   };
 }

@@ -112,6 +112,8 @@ export interface PipelineConfig {
   split?: [number, number, number];
   shardSize?: number;
   resizeShorter?: number;
+  /** Options of the TrainModel job (backbone, head, hyperparameters); see training-config.ts. */
+  training?: Record<string, unknown>;
 }
 
 export interface ExecutionInput {

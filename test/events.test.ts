@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.ts';
 import { InputError } from '../src/errors.ts';
 import { parseFailureEvent, parsePreprocessEvent, parseRunEvent } from '../src/events.ts';
+import { TRAINING_DEFAULTS } from '../src/training/training-config.ts';
 
 // The edge of every handler: untrusted JSON in, typed values or an InputError naming the field.
 
@@ -17,6 +18,7 @@ describe('parseConfig', () => {
       split: [0.7, 0.15, 0.15],
       shardSize: 256,
       resizeShorter: 256,
+      training: TRAINING_DEFAULTS,
     });
   });
 
@@ -38,6 +40,8 @@ describe('parseConfig', () => {
     ],
     [{ source: 'x', expectedSha256: 'abc' }, 'config.expectedSha256 has an unexpected format: "abc"'],
     [{ source: 'x', maxInvalidShare: 2 }, 'config.maxInvalidShare must be a number from 0 to 1, got 2'],
+    [{ source: 'x', training: { epochs: 0 } }, 'config.training.epochs must be an integer from 1 to 10000, got 0'],
+    [{ source: 'x', training: { hidden: -1 } }, 'config.training.hidden must be an integer from 0 to 8192, got -1'],
   ])('rejects %j', (config, message) => {
     expect(() => parseConfig(config)).toThrow(new InputError(message));
   });

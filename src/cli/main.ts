@@ -16,9 +16,13 @@ const USAGE = `dogbreed — train, validate and serve a dog-breed classifier, on
 Usage:
   dogbreed run [--source <url|dir|tar>] [--workspace DIR] [--seed N] [--split 0.7,0.15,0.15]
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
-               [--max-invalid-share F] [--sha256 HEX] [--resize N] [--json]
+               [--max-invalid-share F] [--sha256 HEX] [--resize N]
+               [--backbone tiny|<onnx url|path>] [--feature-tensor NAME] [--epochs N] [--views N]
+               [--hidden N] [--learning-rate F] [--patience N] [--json]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
+      --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
+      backbone built in, enough for the synthetic sample).
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
 
@@ -59,6 +63,12 @@ function numberFlag(
   return n;
 }
 
+const isUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
+
+function withoutUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
@@ -90,6 +100,13 @@ async function runCommand(args: string[]): Promise<number> {
       'max-invalid-share': { type: 'string' },
       sha256: { type: 'string' },
       resize: { type: 'string' },
+      backbone: { type: 'string' },
+      'feature-tensor': { type: 'string' },
+      epochs: { type: 'string' },
+      views: { type: 'string' },
+      hidden: { type: 'string' },
+      'learning-rate': { type: 'string' },
+      patience: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -114,9 +131,18 @@ async function runCommand(args: string[]): Promise<number> {
     split: values.split ? parseSplitRatios(values.split) : [...DEFAULTS.split],
     shardSize: numberFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
     resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
+    training: withoutUndefined({
+      backbone: values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny' ? resolve(values.backbone) : values.backbone,
+      featureTensor: values['feature-tensor'],
+      epochs: numberFlag(values.epochs, '--epochs', 1, 10_000),
+      views: numberFlag(values.views, '--views', 0, 16),
+      hidden: numberFlag(values.hidden, '--hidden', 0, 8192),
+      learningRate: numberFlag(values['learning-rate'], '--learning-rate', 1e-7, 1, 'number'),
+      patience: numberFlag(values.patience, '--patience', 1, 10_000),
+    }),
   };
   // Sources given as relative paths mean this directory, not the server's.
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(config.source)) config.source = resolve(config.source);
+  if (!isUrl(config.source)) config.source = resolve(config.source);
 
   const progress = new Progress(log, mapItems, describeShard);
   const restoreLog = setLogSink(progress.logSink);

@@ -1,4 +1,5 @@
 import type { LocalRunResult } from '../local/pipeline.ts';
+import { keys } from '../stages/keys.ts';
 import type { FailureReport, FetchResult, ManifestsResult, ShardResult, VerifyResult } from '../types.ts';
 
 // What `dogbreed run` reports at the end, as JSON (--json) or as text.
@@ -20,6 +21,7 @@ export interface RunSummary {
     counts: ManifestsResult['counts'];
     manifestKeys: ManifestsResult['manifestKeys'];
     shards: { count: number; images: number; bytes: number; prefix: string };
+    model: { key: string; labelsKey: string; trainingKey: string; jobId: string };
   };
 }
 
@@ -28,6 +30,7 @@ interface PipelineOutput {
   verify: VerifyResult;
   manifests: ManifestsResult;
   shards: ShardResult[];
+  training: { jobId: string };
 }
 
 export function runSummary(result: LocalRunResult, _workspace: string): RunSummary {
@@ -53,7 +56,7 @@ export function runSummary(result: LocalRunResult, _workspace: string): RunSumma
       error: result.failure?.error ?? result.error,
       cause: result.failure?.cause ?? result.cause,
       failure: result.failure,
-      failureKey: result.failure ? `reports/${result.runId}/failure.json` : undefined,
+      failureKey: result.failure ? keys.failure(result.runId) : undefined,
     };
   }
   const out = result.output as PipelineOutput;
@@ -67,6 +70,12 @@ export function runSummary(result: LocalRunResult, _workspace: string): RunSumma
       images: out.shards.reduce((n, s) => n + s.images, 0),
       bytes: out.shards.reduce((n, s) => n + s.bytes, 0),
       prefix: `runs/${result.runId}/shards/`,
+    },
+    model: {
+      key: keys.model(result.runId),
+      labelsKey: keys.modelLabels(result.runId),
+      trainingKey: keys.modelTraining(result.runId),
+      jobId: out.training.jobId,
     },
   };
   return summary;
@@ -94,6 +103,7 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
     log(
       `shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
     );
+    log(`model     ${s3(o.model.key)} (training curves: ${s3(o.model.trainingKey)})`);
     log(`local S3 data: ${s.s3Directory}`);
     return;
   }

@@ -4,12 +4,14 @@ import { handler as preprocessShard } from '../../functions/preprocess-shard.ts'
 import { handler as reportFailure } from '../../functions/report-failure.ts';
 import { handler as verifyDataset } from '../../functions/verify-dataset.ts';
 import type { LocalHandler } from './step-functions.ts';
+import { trainModelTask } from './train-model-task.ts';
 
-/** Task state name → the Lambda handler that serves it (the same modules AWS runs). */
+/** Task state name → what serves it locally: the Lambda handlers AWS runs, and the Batch job as a child process. */
 export const localHandlers: Record<string, LocalHandler> = {
   FetchDataset: fetchDataset,
   VerifyDataset: verifyDataset,
   BuildManifests: buildManifests,
   PreprocessShard: preprocessShard,
+  TrainModel: trainModelTask,
   ReportFailure: reportFailure,
 };

@@ -18,5 +18,9 @@ export const keys = {
     `runs/${runId}/manifests/shards/${split}/shard-${pad5(index)}.jsonl`,
   shard: (runId: string, split: Split, index: number) =>
     `runs/${runId}/shards/${split}/shard-${pad5(index)}.tar`,
+  shardPrefix: (runId: string, split: Split) => `runs/${runId}/shards/${split}/`,
+  model: (runId: string) => `runs/${runId}/model/model.onnx`,
+  modelLabels: (runId: string) => `runs/${runId}/model/labels.json`,
+  modelTraining: (runId: string) => `runs/${runId}/model/training.json`,
   failure: (runId: string) => `reports/${runId}/failure.json`,
 };

@@ -1,0 +1,38 @@
+import { errorMessage, InputError } from '../src/errors.ts';
+import { storeFromEnv } from '../src/storage/s3-store.ts';
+import { parseTrainingConfig } from '../src/training/training-config.ts';
+import { trainModel } from '../src/training/train-model.ts';
+import { RUN_ID, string } from '../src/validate.ts';
+
+// The training container's entry point (AWS Batch; a child process on the embedded default).
+// Contract: DOGBREED_BUCKET (+ DOGBREED_S3_ENDPOINT locally), DOGBREED_RUN_ID, and
+// DOGBREED_TRAINING, a small JSON object of training options (see training-config.ts).
+// Progress goes to stdout one line at a time; errors to stderr; exit 0 only on success.
+
+function parseEnv(env: NodeJS.ProcessEnv) {
+  const runId = string(env.DOGBREED_RUN_ID, 'DOGBREED_RUN_ID', RUN_ID);
+  let training: unknown = {};
+  if (env.DOGBREED_TRAINING) {
+    try {
+      training = JSON.parse(env.DOGBREED_TRAINING);
+    } catch {
+      throw new InputError(`DOGBREED_TRAINING is not valid JSON: ${env.DOGBREED_TRAINING.slice(0, 80)}`);
+    }
+  }
+  return { runId, training: parseTrainingConfig(training, 'DOGBREED_TRAINING') };
+}
+
+async function main(): Promise<number> {
+  try {
+    const { runId, training } = parseEnv(process.env);
+    const store = storeFromEnv();
+    const result = await trainModel(store, { runId, training, progress: (line) => process.stdout.write(`${line}\n`) });
+    process.stdout.write(`model written: s3://${store.bucket}/${result.modelKey}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    return err instanceof InputError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,139 @@
+import * as ort from 'onnxruntime-node';
+import { DataError } from '../errors.ts';
+import { logger } from '../log.ts';
+import { tensorSize } from '../model/image-tensor.ts';
+import type { PreprocessSpec } from '../model/types.ts';
+import { mapConcurrent } from '../util/concurrency.ts';
+
+// Backbone features with onnxruntime-node, batched; the next batch is decoded while the
+// current one runs (onnxruntime runs off the main thread), so neither waits on the other.
+
+/** Images decoded at once: sharp's work runs on libuv's thread pool. */
+const DECODE_CONCURRENCY = 4;
+
+export class FeatureExtractor {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly featureDim: number,
+    readonly spec: PreprocessSpec,
+    readonly provider: string,
+  ) {}
+
+  /** CUDA when onnxruntime has it (the GPU container), else CPU. */
+  static async create(
+    model: Uint8Array,
+    opts: { featureDim: number; spec: PreprocessSpec; threads?: number },
+  ): Promise<FeatureExtractor> {
+    const base: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: opts.threads ?? 0,
+      graphOptimizationLevel: 'all',
+    };
+    try {
+      const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
+      return new FeatureExtractor(session, opts.featureDim, opts.spec, 'cuda');
+    } catch {
+      const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
+      return new FeatureExtractor(session, opts.featureDim, opts.spec, 'cpu');
+    }
+  }
+
+  /** Features of a batch of input tensors, row-major [n × featureDim]. */
+  async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
+    const size = tensorSize(this.spec);
+    const input = new Float32Array(tensors.length * size);
+    tensors.forEach((t, i) => input.set(t, i * size));
+    const { cropSize: s, layout } = this.spec;
+    const dims = layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3];
+    const out = await this.session.run({ [this.session.inputNames[0]!]: new ort.Tensor('float32', input, dims) });
+    const data = out[this.session.outputNames[0]!]!.data as Float32Array;
+    if (data.length !== tensors.length * this.featureDim) {
+      throw new DataError(
+        `the backbone returned ${data.length / tensors.length} features per image, expected ${this.featureDim}`,
+      );
+    }
+    return data;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Rows appended batch by batch without knowing the total in advance. */
+export class FeatureTable {
+  private data: Float32Array;
+  private labelData: Int32Array;
+  rows = 0;
+
+  constructor(readonly dim: number) {
+    this.data = new Float32Array(dim * 1024);
+    this.labelData = new Int32Array(1024);
+  }
+
+  push(features: Float32Array, labels: readonly number[]): void {
+    const needed = this.rows + labels.length;
+    if (needed > this.labelData.length) {
+      const capacity = Math.max(needed, this.labelData.length * 2);
+      const data = new Float32Array(capacity * this.dim);
+      data.set(this.data.subarray(0, this.rows * this.dim));
+      const labelData = new Int32Array(capacity);
+      labelData.set(this.labelData.subarray(0, this.rows));
+      this.data = data;
+      this.labelData = labelData;
+    }
+    this.data.set(features, this.rows * this.dim);
+    this.labelData.set(labels, this.rows);
+    this.rows = needed;
+  }
+
+  get features(): Float32Array {
+    return this.data.subarray(0, this.rows * this.dim);
+  }
+
+  get labels(): Int32Array {
+    return this.labelData.subarray(0, this.rows);
+  }
+}
+
+async function* chunks<T>(items: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let chunk: T[] = [];
+  for await (const item of items) {
+    chunk.push(item);
+    if (chunk.length === size) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+/**
+ * Features of every view of every item. `views` turns one item into its input tensors (one
+ * evaluation view, or several augmented ones) and its label.
+ */
+export async function extractFeatures<T>(
+  items: AsyncIterable<T>,
+  views: (item: T) => Promise<{ tensors: Float32Array[]; label: number }>,
+  extractor: FeatureExtractor,
+  opts: { batchSize: number; table: FeatureTable; onBatch?: (rows: number) => void },
+): Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  const runBatch = async (tensors: Float32Array[], labels: number[]) => {
+    for (let i = 0; i < tensors.length; i += opts.batchSize) {
+      const features = await extractor.run(tensors.slice(i, i + opts.batchSize));
+      opts.table.push(features, labels.slice(i, i + opts.batchSize));
+    }
+    opts.onBatch?.(opts.table.rows);
+  };
+  for await (const group of chunks(items, opts.batchSize)) {
+    const decoded = await mapConcurrent(group, DECODE_CONCURRENCY, views);
+    await running;
+    const tensors = decoded.flatMap((d) => d.tensors);
+    const labels = decoded.flatMap((d) => d.tensors.map(() => d.label));
+    running = runBatch(tensors, labels);
+    // Awaited next round; meanwhile a failure must not count as an unhandled rejection.
+    running.catch(() => undefined);
+  }
+  await running;
+  if (opts.table.rows === 0) logger.warn('no images to compute features for');
+}
