@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { setLogSink } from '../src/log.ts';
 import { benchFetch } from './fetch.ts';
+import { benchHeadTraining } from './head-training.ts';
 import { benchPreprocess, pillowVersion } from './preprocess.ts';
 import { MiB, newTempDir, progress, round, runChild } from './util.ts';
 import { benchVerify } from './verify.ts';
@@ -17,6 +18,7 @@ const BENCHMARKS = {
   verify: benchVerify,
   preprocess: benchPreprocess,
   fetch: benchFetch,
+  headTraining: (_dir: string, quick: boolean) => benchHeadTraining({ quick }),
 } as const;
 type Name = keyof typeof BENCHMARKS;
 const NAMES = Object.keys(BENCHMARKS) as Name[];

@@ -32,15 +32,27 @@ describe('statemachine/pipeline.asl.json', () => {
     expect(text).not.toMatch(/QueryLanguage|JSONata|\{%/);
   });
 
-  it('has a local handler for every Task and a placeholder for every function ARN', () => {
+  it('has a local handler for every Task, and a placeholder for every function ARN and the Batch job', () => {
     const tasks = allStates(definition.States).filter(([, s]) => s.Type === 'Task');
     expect(tasks.map(([n]) => n).sort()).toEqual(Object.keys(localHandlers).sort());
-    for (const [name, s] of tasks) expect(s.Resource).toBe(`\${${name}FunctionArn}`);
+    const lambdas = tasks.filter(([name]) => name !== 'TrainModel');
+    for (const [name, s] of lambdas) expect(s.Resource).toBe(`\${${name}FunctionArn}`);
     expect(placeholders(text)).toEqual(
-      Object.keys(localHandlers)
-        .map((n) => `${n}FunctionArn`)
-        .sort(),
+      [...lambdas.map(([n]) => `${n}FunctionArn`), 'TrainJobDefinitionArn', 'TrainJobQueueArn'].sort(),
     );
+  });
+
+  it('runs TrainModel as a synchronous Batch job whose overrides carry keys and options, not data', () => {
+    const train = definition.States.TrainModel!;
+    expect(train.Resource).toBe('arn:aws:states:::batch:submitJob.sync');
+    const params = train.Parameters as { ContainerOverrides: { Environment: { Name: string }[] } };
+    expect(params.ContainerOverrides.Environment.map((e) => e.Name)).toEqual([
+      'DOGBREED_RUN_ID',
+      'DOGBREED_TRAINING',
+    ]);
+    expect(train.TimeoutSeconds).toBeGreaterThanOrEqual(3600);
+    const retry = train.Retry as { ErrorEquals: string[] }[];
+    expect(retry[0]?.ErrorEquals).toContain('Batch.AWSBatchException');
   });
 
   it('catches every failure of every top-level Task and Map into ReportFailure, naming the state', () => {
@@ -60,8 +72,9 @@ describe('statemachine/pipeline.asl.json', () => {
     expect(definition.States.Failed?.Type).toBe('Fail');
   });
 
-  it('retries transient errors with backoff on every Task, and gives each Task an explicit timeout', () => {
-    for (const [name, s] of allStates(definition.States).filter(([, s]) => s.Type === 'Task')) {
+  it('retries transient errors with backoff on every Lambda Task, and gives each an explicit timeout', () => {
+    const lambdas = allStates(definition.States).filter(([n, s]) => s.Type === 'Task' && n !== 'TrainModel');
+    for (const [name, s] of lambdas) {
       const retry = s.Retry as { ErrorEquals: string[]; BackoffRate: number; MaxAttempts: number }[];
       expect(retry?.[0]?.ErrorEquals, name).toContain('TransientError');
       expect(retry?.[0]?.ErrorEquals, name).toContain('Lambda.TooManyRequestsException');
@@ -73,8 +86,13 @@ describe('statemachine/pipeline.asl.json', () => {
 
   it('substitute refuses a placeholder it has no value for', () => {
     expect(() => substitute('{"R":"${Missing}"}', {})).toThrow('no substitution for ${Missing}');
-    expect(localSubstitutions('"${FetchDatasetFunctionArn}"')).toEqual({
+    expect(
+      localSubstitutions('"${FetchDatasetFunctionArn}" "${TrainJobQueueArn}" "${TrainJobDefinitionArn}"'),
+    ).toEqual({
       FetchDatasetFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:dogbreed-local-FetchDataset',
+      TrainJobQueueArn: 'arn:aws:batch:us-east-1:000000000000:job-queue/dogbreed-local-Train',
+      TrainJobDefinitionArn: 'arn:aws:batch:us-east-1:000000000000:job-definition/dogbreed-local-Train:1',
     });
+    expect(() => localSubstitutions('"${Mystery}"')).toThrow('no local value for ${Mystery}');
   });
 });

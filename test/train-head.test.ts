@@ -260,6 +260,31 @@ describe('loss', () => {
   });
 });
 
+describe('weight decay', () => {
+  const { data, centers } = clusters({ perClass: 30, noise: 1.5, seed: 7 });
+  const init = centroidInit(centers);
+
+  it('is decoupled (AdamW): one step scales kernels by 1 − lr·wd and leaves biases alone', async () => {
+    // One full batch = one step. Adam's own first step moves a weight by at most ~lr, so with
+    // lr·wd = 0.5 the kernels halve; an L2 term in the loss would be normalised away by Adam.
+    const lr = 1e-4;
+    const opts = {
+      ...BASE,
+      epochs: 1,
+      batchSize: data.train.labels.length,
+      learningRate: lr,
+      weightDecay: 5000,
+      init,
+    };
+    const { head } = await trainHead(data, opts, tf);
+    const layer = head.layers[0]!;
+    const kernelGap = layer.weights.map((w, i) => Math.abs(w - 0.5 * init.weights[i]!));
+    const biasGap = layer.bias.map((b, i) => Math.abs(b - init.bias[i]!));
+    expect(Math.max(...kernelGap)).toBeLessThan(1.01 * lr);
+    expect(Math.max(...biasGap)).toBeLessThan(1.01 * lr);
+  });
+});
+
 describe('validation', () => {
   const { data } = clusters({ perClass: 3, noise: 1, seed: 3 });
 

@@ -21,12 +21,20 @@ export function substitute(text: string, values: Record<string, string>): string
   });
 }
 
-/** Local stand-ins: real-looking Lambda ARNs, one per function placeholder. */
+const LOCAL_ARN = 'us-east-1:000000000000';
+
+/** Local stand-ins: real-looking ARNs of the right kind, one per placeholder. */
 export function localSubstitutions(text: string): Record<string, string> {
   const values: Record<string, string> = {};
   for (const name of placeholders(text)) {
-    values[name] =
-      `arn:aws:lambda:us-east-1:000000000000:function:dogbreed-local-${name.replace(/FunctionArn$/, '')}`;
+    const base = name.replace(/(FunctionArn|JobQueueArn|JobDefinitionArn)$/, '');
+    if (name.endsWith('FunctionArn'))
+      values[name] = `arn:aws:lambda:${LOCAL_ARN}:function:dogbreed-local-${base}`;
+    else if (name.endsWith('JobQueueArn'))
+      values[name] = `arn:aws:batch:${LOCAL_ARN}:job-queue/dogbreed-local-${base}`;
+    else if (name.endsWith('JobDefinitionArn'))
+      values[name] = `arn:aws:batch:${LOCAL_ARN}:job-definition/dogbreed-local-${base}:1`;
+    else throw new Error(`no local value for \${${name}} in the state machine definition`);
   }
   return values;
 }

@@ -99,12 +99,13 @@ interface ClassifierNodes {
 /** The tensors from `tensor` back through nodes of `ops`, ending at the first one not made by them. */
 function walkBack(ix: GraphIndex, tensor: string, ops: Set<string>): string[] {
   const passed = [tensor];
-  for (let node = ix.producer.get(tensor); node && ops.has(node.opType ?? ''); ) {
-    const next = node.input?.[0] ?? '';
+  for (;;) {
+    const node = ix.producer.get(passed.at(-1) ?? '');
+    const next = node?.input?.[0];
+    // passed.includes: a cycle, possible only in a malformed graph, ends the walk.
+    if (!node || !ops.has(node.opType ?? '') || next === undefined || passed.includes(next)) return passed;
     passed.push(next);
-    node = ix.producer.get(next);
   }
-  return passed;
 }
 
 /** Gemm / MatMul / QLinearMatMul with constant weights, optionally followed by a bias Add. */
@@ -239,7 +240,7 @@ function imageInput(ix: GraphIndex): ImageInput {
   }
   const name = input.name ?? '';
   const shape = infoShape(input);
-  if (!shape || shape.length !== 4) {
+  if (shape?.length !== 4) {
     throw new DataError(
       `input ${name} of ${ix.source} has shape ${formatShape(shape)}; an image backbone takes [N, C, H, W]`,
     );
@@ -267,7 +268,7 @@ const CANDIDATE_OPS = new Set([
 const MAX_CANDIDATES = 20;
 
 /** Tensors a user might mean, for error messages: pooling and flattening outputs first. */
-export function candidateList(ix: GraphIndex): string {
+function candidateList(ix: GraphIndex): string {
   const nodes = ix.graph.node ?? [];
   const pooled = nodes.filter((n) => CANDIDATE_OPS.has(n.opType ?? ''));
   const shown = (pooled.length > 0 ? pooled : nodes.slice(-5)).slice(-MAX_CANDIDATES);
@@ -312,11 +313,8 @@ export function locateFeature(
         `candidates: ${candidateList(ix)}`,
     );
   }
-  const source = floatSource(ix, featureTensor);
   const classifier = classifierFor(ix, featureTensor);
-  const featureDim =
-    (source.kind === 'pool-dequantized' ? channels(ix, source.tensor) : staticWidth(ix, featureTensor)) ??
-    (classifier && classifierRows(ix, classifier.matmul));
+  const featureDim = staticWidth(ix, featureTensor) ?? (classifier && classifierRows(ix, classifier.matmul));
   return { cut: { inputName: input.name, inputShape: input.inputShape, featureTensor }, featureDim };
 }
 

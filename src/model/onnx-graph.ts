@@ -83,7 +83,9 @@ function featureGraph(
     nodes: [...(graph.node ?? []).filter((n) => n.output?.some((o) => needed.has(o))), ...added],
     initializers: (graph.initializer ?? []).filter((t) => needed.has(t.name ?? '')),
     // IR 3 lists initializers among the inputs too; keep the ones still used.
-    inputs: (graph.input ?? []).filter((i) => i === input || ix.initializerNames.has(i.name ?? '')),
+    inputs: (graph.input ?? []).filter(
+      (i) => i === input || (ix.initializerNames.has(i.name ?? '') && needed.has(i.name ?? '')),
+    ),
     valueInfo: (graph.valueInfo ?? []).filter((v) => needed.has(v.name ?? '')),
     feature,
     batch: infoShape(input)?.[0] ?? 'N',

@@ -6,7 +6,8 @@ import { DataError } from '../errors.ts';
 
 // onnx-proto is CommonJS whose module.exports is the protobufjs root: its namespace hangs off
 // the default import under ESM.
-export const { onnx } = onnxProto;
+const { onnx } = onnxProto;
+
 export type { Onnx };
 
 type Int64 = number | { low: number; high: number; unsigned: boolean };
@@ -54,8 +55,8 @@ function describeBytes(bytes: Uint8Array): string {
   const head = Buffer.from(bytes.subarray(0, 64));
   const text = head.toString('latin1').trimStart().toLowerCase();
   let looks = 'unrecognised binary data';
-  if (bytes.length === 0) looks = 'nothing';
-  else if (head[0] === 0xff && head[1] === 0xd8) looks = 'a JPEG image';
+  if (bytes.length === 0) return 'Expected a binary ONNX ModelProto (.onnx).';
+  if (head[0] === 0xff && head[1] === 0xd8) looks = 'a JPEG image';
   else if (text.startsWith('\x89png')) looks = 'a PNG image';
   else if (text.startsWith('<')) looks = 'an HTML/XML page (an error or login page instead of the file?)';
   else if (text.startsWith('version https://git-lfs')) looks = 'a Git LFS pointer (run git lfs pull)';

@@ -5,6 +5,7 @@ import { trainView, evalView } from '../model/image-tensor.ts';
 import { cutAtFeature, extractClassifier, findFeatureCut, loadModel, mergeHead } from '../model/onnx-graph.ts';
 import { loadTf } from '../model/tf-backend.ts';
 import { trainHead } from '../model/train-head.ts';
+import { fitStandardizer, foldStandardizer, standardize, toStandardized } from '../model/standardize.ts';
 import type { BackboneClassifier, FeatureCut, PreprocessSpec } from '../model/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { keys } from '../stages/keys.ts';
@@ -131,7 +132,15 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   }
 
   const classifier = extractClassifier(model, cut);
-  const init = cfg.hidden === 0 && cfg.initFromBackbone ? initialHead(labels, classifier, backbone.outputLabels, cut.featureDim) : undefined;
+  const rawInit =
+    cfg.hidden === 0 && cfg.initFromBackbone
+      ? initialHead(labels, classifier, backbone.outputLabels, cut.featureDim)
+      : undefined;
+  const scaler = fitStandardizer(tables.train.features, cut.featureDim);
+  standardize(tables.train.features, scaler);
+  standardize(tables.val.features, scaler);
+  const init = rawInit && toStandardized(rawInit, scaler);
+  const learningRate = cfg.learningRate ?? (init ? 1e-4 : 3e-3);
   const { tf, backend } = await loadTf();
   const trainingStarted = Date.now();
   const result = await trainHead(
@@ -141,10 +150,12 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       featureDim: cut.featureDim,
       classes: labels.length,
     },
-    { ...cfg, init, onEpoch: (e) => progress(formatEpoch(e, cfg.epochs)) },
+    { ...cfg, learningRate, init, onEpoch: (e) => progress(formatEpoch(e, cfg.epochs)) },
     tf,
   );
-  const best = result.epochs.find((e) => e.epoch === result.bestEpoch)!;
+  const head = foldStandardizer(result.head, scaler);
+  const best = result.epochs.find((e) => e.epoch === result.bestEpoch);
+  if (!best) throw new Error(`training reported best epoch ${result.bestEpoch} but no log for it`);
   progress(`best epoch ${result.bestEpoch}: val accuracy ${best.valAccuracy.toFixed(4)}${result.stoppedEarly ? ' (stopped early)' : ''}`);
 
   const provenance = {
@@ -155,7 +166,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     valAccuracy: best.valAccuracy,
     init: init ? 'backbone-classifier-rows' : 'random',
   };
-  const merged = mergeHead(backbone.bytes, cut, result.head, {
+  const merged = mergeHead(backbone.bytes, cut, head, {
     labels: JSON.stringify(labels.map((l) => l.class)),
     preprocess: JSON.stringify(backbone.spec),
     provenance: JSON.stringify(provenance),
@@ -166,7 +177,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     backend,
     featureProvider: extractor.provider,
     preprocess: backbone.spec,
-    hyperparameters: { ...cfg },
+    hyperparameters: { ...cfg, learningRate },
     data: {
       trainImages: imageCounts.train,
       trainViews: tables.train.rows,

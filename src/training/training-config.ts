@@ -21,7 +21,9 @@ export interface TrainingConfig {
   views: number;
   hidden: number;
   dropout: number;
-  learningRate: number;
+  /** Adam's learning rate; unset: 1e-4 when the head starts from the backbone's own classifier
+   * rows (fine-tuning a classifier that is already good), 3e-3 from a random start. */
+  learningRate?: number;
   weightDecay: number;
   labelSmoothing: number;
   batchSize: number;
@@ -39,7 +41,6 @@ export const TRAINING_DEFAULTS: TrainingConfig = {
   views: 2,
   hidden: 0,
   dropout: 0.2,
-  learningRate: 1e-3,
   weightDecay: 1e-4,
   labelSmoothing: 0.1,
   batchSize: 64,
@@ -88,7 +89,7 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     views: optional(c.views, (v) => integer(v, `${path}.views`, 0, 16)) ?? d.views,
     hidden: optional(c.hidden, (v) => integer(v, `${path}.hidden`, 0, 8192)) ?? d.hidden,
     dropout: optional(c.dropout, (v) => number(v, `${path}.dropout`, 0, 0.95)) ?? d.dropout,
-    learningRate: optional(c.learningRate, (v) => number(v, `${path}.learningRate`, 1e-7, 1)) ?? d.learningRate,
+    learningRate: optional(c.learningRate, (v) => number(v, `${path}.learningRate`, 1e-7, 1)),
     weightDecay: optional(c.weightDecay, (v) => number(v, `${path}.weightDecay`, 0, 1)) ?? d.weightDecay,
     labelSmoothing: optional(c.labelSmoothing, (v) => number(v, `${path}.labelSmoothing`, 0, 0.5)) ?? d.labelSmoothing,
     batchSize: optional(c.batchSize, (v) => integer(v, `${path}.batchSize`, 1, 65_536)) ?? d.batchSize,
