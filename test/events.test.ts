@@ -40,8 +40,14 @@ describe('parseConfig', () => {
     ],
     [{ source: 'x', expectedSha256: 'abc' }, 'config.expectedSha256 has an unexpected format: "abc"'],
     [{ source: 'x', maxInvalidShare: 2 }, 'config.maxInvalidShare must be a number from 0 to 1, got 2'],
-    [{ source: 'x', training: { epochs: 0 } }, 'config.training.epochs must be an integer from 1 to 10000, got 0'],
-    [{ source: 'x', training: { hidden: -1 } }, 'config.training.hidden must be an integer from 0 to 8192, got -1'],
+    [
+      { source: 'x', training: { epochs: 0 } },
+      'config.training.epochs must be an integer from 1 to 10000, got 0',
+    ],
+    [
+      { source: 'x', training: { hidden: -1 } },
+      'config.training.hidden must be an integer from 0 to 8192, got -1',
+    ],
   ])('rejects %j', (config, message) => {
     expect(() => parseConfig(config)).toThrow(new InputError(message));
   });

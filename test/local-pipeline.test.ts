@@ -21,6 +21,7 @@ import type {
   ShardSample,
 } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
+import { testAccuracy } from './helpers/evaluate.ts';
 
 // The deployed ASL file run by the local engine against the real local S3, end to end up to
 // the preprocessing fan-out, and its failure paths.
@@ -138,6 +139,32 @@ describe('local pipeline on the synthetic sample', () => {
     });
   });
 
+  it('trains a head on the tiny backbone that learns the synthetic classes, and writes one ONNX model', async () => {
+    await inspect(async (store) => {
+      const training = await store.getJson<{
+        backbone: { source: string; featureDim: number };
+        init: string;
+        bestEpoch: number;
+        valAccuracy: number;
+        epochs: { epoch: number; valAccuracy: number }[];
+        backend: string;
+      }>('runs/run-a/model/training.json');
+      expect(training.backbone.source).toBe('tiny');
+      expect(training.init).toBe('random');
+      expect(training.backend).toBe('wasm');
+      expect(training.valAccuracy).toBeGreaterThanOrEqual(0.9);
+      expect(training.epochs.find((e) => e.epoch === training.bestEpoch)?.valAccuracy).toBe(
+        training.valAccuracy,
+      );
+      const labels = await store.getJson<{ classes: { class: string }[] }>('runs/run-a/model/labels.json');
+      expect(labels.classes).toHaveLength(4);
+      // The merged model, on the run's own held-out test split, with only its own metadata.
+      const { accuracy, images } = await testAccuracy(store, 'run-a');
+      expect(images).toBeGreaterThan(0);
+      expect(accuracy).toBeGreaterThanOrEqual(0.9);
+    });
+  });
+
   it('a second run reuses the stored dataset and gives byte-identical manifests and shards', async () => {
     const second = await runLocalPipeline({ workspace, config, runId: 'run-b' });
     expect(second.status).toBe('SUCCEEDED');
@@ -213,6 +240,33 @@ describe('local pipeline failures', () => {
       expect(await store.head(shardKey)).toBeUndefined();
     });
   });
+
+  it.each([
+    [
+      'an unreachable backbone',
+      () => join(workspace, 'no-such-backbone.onnx'),
+      /backbone .*no-such-backbone\.onnx cannot be read: source .* does not exist/,
+    ],
+    ['a backbone that is not an ONNX model', () => sampleTar, /is not an ONNX model/],
+  ])(
+    '%s fails TrainModel with a message that says what to fix, and leaves no model.onnx',
+    async (_what, backbone, message) => {
+      const runId = `run-backbone-${_what.length}`;
+      const r = await runLocalPipeline({
+        workspace,
+        config: { source: sampleTar, shardSize: 10, training: { backbone: backbone() } },
+        runId,
+      });
+      expect(r.status).toBe('FAILED');
+      expect(r.failure?.state).toBe('TrainModel');
+      expect(r.failure?.error).toBe('States.TaskFailed');
+      expect(r.failure?.cause).toMatch(message);
+      await inspect(async (store) => {
+        expect(await store.head(`runs/${runId}/model/model.onnx`)).toBeUndefined();
+        expect(await store.head(`runs/${runId}/shards/train/shard-00000.tar`)).toBeDefined();
+      });
+    },
+  );
 
   it('refuses a state output over the 256 KiB payload limit', async () => {
     const s3 = await startLocalS3({ directory: join(workspace, 's3-limit'), bucket: LOCAL_BUCKET });

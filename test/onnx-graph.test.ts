@@ -24,7 +24,7 @@ import {
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import type { BackboneClassifier, FeatureCut, HeadWeights } from '../src/model/types.ts';
 import { mulberry32 } from '../src/util/prng.ts';
-import { describeShared, SHARED_DIR, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
+import { describeShared, SHARED_BACKBONE, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
 
 // ---- helpers: running models and the reference maths they must match ----
 
@@ -528,7 +528,7 @@ describe('mergeHead on the tiny backbone', () => {
 
 // ---- the real int8 MobileNetV2 ----
 
-const MOBILENET = `${SHARED_DIR}/models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx`;
+const MOBILENET = SHARED_BACKBONE;
 const IMAGES = 50;
 const SIDE = 224;
 /** Scale of the int8 graph's quantised pooled tensor 464_quantized (zero point 0). */

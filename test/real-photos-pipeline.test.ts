@@ -8,10 +8,11 @@ import { LOCAL_BUCKET, type LocalRunResult, runLocalPipeline } from '../src/loca
 import { startLocalS3 } from '../src/local/s3-server.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
 import type { ManifestsResult, ShardResult, ShardSample, VerifyResult } from '../src/types.ts';
-import { describeShared, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
+import { testAccuracy } from './helpers/evaluate.ts';
+import { describeShared, SHARED_BACKBONE, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
 
 // The real Stanford Dogs photos in ../shared (120 breeds × 40), as an ImageFolder directory
-// source, through Preprocess.
+// source, through Preprocess and TrainModel with the real int8 MobileNetV2 backbone.
 
 describeShared('local pipeline on real Stanford Dogs photos', () => {
   let workspace: string;
@@ -25,7 +26,12 @@ describeShared('local pipeline on real Stanford Dogs photos', () => {
     workspace = await mkdtemp(join(tmpdir(), 'dogbreed-real-'));
     result = await runLocalPipeline({
       workspace,
-      config: { source: SHARED_SAMPLE_DIR, seed: 11, shardSize: 400 },
+      config: {
+        source: SHARED_SAMPLE_DIR,
+        seed: 11,
+        shardSize: 400,
+        training: { backbone: SHARED_BACKBONE, views: 1 },
+      },
       runId: 'real-photos',
     });
   }, 600_000);
@@ -77,6 +83,28 @@ describeShared('local pipeline on real Stanford Dogs photos', () => {
           perClassSplit.get(`${c}|test`),
         ]).toEqual([28, 6, 6]);
       }
+    } finally {
+      await s3.close();
+    }
+  });
+
+  it('trains a head from the backbone’s ImageNet rows that reaches ≥ 0.72 top-1 on the run’s own test split', async () => {
+    const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
+    const store = new S3ObjectStore(
+      createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }),
+      LOCAL_BUCKET,
+    );
+    try {
+      const training = await store.getJson<{
+        init: string;
+        backbone: { featureDim: number };
+        valAccuracy: number;
+      }>('runs/real-photos/model/training.json');
+      expect(training.init).toBe('backbone-classifier-rows');
+      expect(training.backbone.featureDim).toBe(1280);
+      const { accuracy, images } = await testAccuracy(store, 'real-photos');
+      expect(images).toBe(720);
+      expect(accuracy).toBeGreaterThanOrEqual(0.72);
     } finally {
       await s3.close();
     }

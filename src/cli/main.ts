@@ -132,7 +132,10 @@ async function runCommand(args: string[]): Promise<number> {
     shardSize: numberFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
     resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
     training: withoutUndefined({
-      backbone: values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny' ? resolve(values.backbone) : values.backbone,
+      backbone:
+        values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny'
+          ? resolve(values.backbone)
+          : values.backbone,
       featureTensor: values['feature-tensor'],
       epochs: numberFlag(values.epochs, '--epochs', 1, 10_000),
       views: numberFlag(values.views, '--views', 0, 16),

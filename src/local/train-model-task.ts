@@ -1,5 +1,5 @@
-import type { Context } from 'aws-lambda';
 import { fileURLToPath } from 'node:url';
+import type { Context } from 'aws-lambda';
 import { InputError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { array, object, string } from '../validate.ts';
@@ -19,7 +19,9 @@ export function parseSubmitJob(params: unknown): { jobName: string; env: Record<
   const overrides = object(p.ContainerOverrides, 'ContainerOverrides');
   const size = Buffer.byteLength(JSON.stringify(overrides));
   if (size > MAX_OVERRIDES_BYTES) {
-    throw new InputError(`ContainerOverrides is ${size} bytes, over AWS Batch's 8 KiB limit: pass S3 keys, not lists`);
+    throw new InputError(
+      `ContainerOverrides is ${size} bytes, over AWS Batch's 8 KiB limit: pass S3 keys, not lists`,
+    );
   }
   const env: Record<string, string> = {};
   array(overrides.Environment ?? [], 'ContainerOverrides.Environment').forEach((item, i) => {

@@ -32,15 +32,15 @@ export function normalise(
 ): Float32Array {
   const n = spec.cropSize * spec.cropSize;
   const order = spec.channelOrder === 'RGB' ? [0, 1, 2] : [2, 1, 0];
+  // Per channel: the destination start and stride for NCHW (planes) or NHWC (interleaved).
+  const planar = spec.layout === 'NCHW';
   for (let c = 0; c < 3; c++) {
     const src = order[c]!;
     const scale = 1 / (255 * spec.std[c]!);
     const shift = spec.mean[c]! / spec.std[c]!;
-    for (let i = 0; i < n; i++) {
-      const v = rgb[i * 3 + src]! * scale - shift;
-      if (spec.layout === 'NCHW') out[c * n + i] = v;
-      else out[i * 3 + c] = v;
-    }
+    const start = planar ? c * n : c;
+    const step = planar ? 1 : 3;
+    for (let i = 0, j = start, k = src; i < n; i++, j += step, k += 3) out[j] = rgb[k]! * scale - shift;
   }
   return out;
 }

@@ -31,7 +31,8 @@ async function readAll(source: string, store: ObjectStore): Promise<Buffer> {
   let size = 0;
   for await (const chunk of await openSource(parseSource(source), store)) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BACKBONE_BYTES) throw new DataError(`backbone ${source} is over 1 GiB: not an ONNX classifier?`);
+    if (size > MAX_BACKBONE_BYTES)
+      throw new DataError(`backbone ${source} is over 1 GiB: not an ONNX classifier?`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -54,7 +55,9 @@ export async function loadBackbone(cfg: TrainingConfig, store: ObjectStore): Pro
     if (err instanceof InputError || err instanceof DataError) {
       throw new DataError(`backbone ${cfg.backbone} cannot be read: ${err.message}`);
     }
-    throw new DataError(`backbone ${cfg.backbone} cannot be read: ${errorMessage(err)}; check the URI (--backbone)`);
+    throw new DataError(
+      `backbone ${cfg.backbone} cannot be read: ${errorMessage(err)}; check the URI (--backbone)`,
+    );
   }
   if (bytes.length === 0) throw new DataError(`backbone ${cfg.backbone} is empty (0 bytes)`);
   return {

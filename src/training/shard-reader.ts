@@ -33,7 +33,9 @@ export async function* readShard(store: ObjectStore, key: string): AsyncGenerato
       yield { id, jpeg: pending.jpeg, sample };
       pending = undefined;
     } else {
-      throw new DataError(`${key}: unexpected member ${entry.name} (expected <id>.jpg followed by <id>.json)`);
+      throw new DataError(
+        `${key}: unexpected member ${entry.name} (expected <id>.jpg followed by <id>.json)`,
+      );
     }
   }
   if (pending) throw new DataError(`${key}: ${pending.id}.jpg has no ${pending.id}.json after it`);

@@ -1,14 +1,20 @@
 import { createHash } from 'node:crypto';
 import { parseClassName } from '../dataset/profiles.ts';
 import { DataError } from '../errors.ts';
-import { trainView, evalView } from '../model/image-tensor.ts';
-import { cutAtFeature, extractClassifier, findFeatureCut, loadModel, mergeHead } from '../model/onnx-graph.ts';
+import { evalView, trainView } from '../model/image-tensor.ts';
+import {
+  cutAtFeature,
+  extractClassifier,
+  findFeatureCut,
+  loadModel,
+  mergeHead,
+} from '../model/onnx-graph.ts';
+import { fitStandardizer, foldStandardizer, standardize, toStandardized } from '../model/standardize.ts';
 import { loadTf } from '../model/tf-backend.ts';
 import { trainHead } from '../model/train-head.ts';
-import { fitStandardizer, foldStandardizer, standardize, toStandardized } from '../model/standardize.ts';
 import type { BackboneClassifier, FeatureCut, PreprocessSpec } from '../model/types.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
 import { keys } from '../stages/keys.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
 import { loadBackbone } from './backbone-source.ts';
@@ -51,7 +57,8 @@ interface ClassesFile {
 
 async function shardKeys(store: ObjectStore, runId: string, split: Split): Promise<string[]> {
   const out: string[] = [];
-  for await (const o of store.list(keys.shardPrefix(runId, split))) if (o.key.endsWith('.tar')) out.push(o.key);
+  for await (const o of store.list(keys.shardPrefix(runId, split)))
+    if (o.key.endsWith('.tar')) out.push(o.key);
   return out.sort();
 }
 
@@ -71,7 +78,8 @@ function initialHead(
   if (columns.some((c) => c < 0)) return undefined;
   const weights = new Float32Array(featureDim * labels.length);
   for (let d = 0; d < featureDim; d++) {
-    for (let c = 0; c < labels.length; c++) weights[d * labels.length + c] = classifier.weights[d * classifier.outputs + columns[c]!]!;
+    for (let c = 0; c < labels.length; c++)
+      weights[d * labels.length + c] = classifier.weights[d * classifier.outputs + columns[c]!]!;
   }
   return { weights, bias: Float32Array.from(columns, (col) => classifier.bias[col]!) };
 }
@@ -80,7 +88,11 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   const { runId, training: cfg, progress } = input;
   const started = Date.now();
   const classesFile = await store.getJson<ClassesFile>(keys.classes(runId));
-  const labels: ClassLabel[] = classesFile.classes.map((c, index) => ({ index, class: c, ...parseClassName(c) }));
+  const labels: ClassLabel[] = classesFile.classes.map((c, index) => ({
+    index,
+    class: c,
+    ...parseClassName(c),
+  }));
   const trainShards = await shardKeys(store, runId, 'train');
   const valShards = await shardKeys(store, runId, 'val');
   if (trainShards.length === 0 || valShards.length === 0) {
@@ -91,10 +103,18 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
 
   const backbone = await loadBackbone(cfg, store);
   const model = loadModel(backbone.bytes, backbone.source);
-  const cut: FeatureCut = await findFeatureCut(model, { featureTensor: cfg.featureTensor, source: backbone.source });
+  const cut: FeatureCut = await findFeatureCut(model, {
+    featureTensor: cfg.featureTensor,
+    source: backbone.source,
+  });
   checkInput(cut, backbone.spec, backbone.source);
-  const extractor = await FeatureExtractor.create(cutAtFeature(model, cut), { featureDim: cut.featureDim, spec: backbone.spec });
-  progress(`backbone ${backbone.source}: feature ${cut.featureTensor} (${cut.featureDim}-d), onnxruntime on ${extractor.provider}`);
+  const extractor = await FeatureExtractor.create(cutAtFeature(model, cut), {
+    featureDim: cut.featureDim,
+    spec: backbone.spec,
+  });
+  progress(
+    `backbone ${backbone.source}: feature ${cut.featureTensor} (${cut.featureDim}-d), onnxruntime on ${extractor.provider}`,
+  );
 
   const featuresStarted = Date.now();
   const tables = { train: new FeatureTable(cut.featureDim), val: new FeatureTable(cut.featureDim) };
@@ -110,7 +130,11 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
         return { tensors: await Promise.all(views), label: img.sample.label };
       },
       extractor,
-      { batchSize: cfg.featureBatch, table: tables.train, onBatch: (rows) => progress(`features: train ${rows} views`) },
+      {
+        batchSize: cfg.featureBatch,
+        table: tables.train,
+        onBatch: (rows) => progress(`features: train ${rows} views`),
+      },
     );
     await extractFeatures(
       shardImages(store, valShards),
@@ -119,7 +143,11 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
         return { tensors: [await evalView(img.jpeg, backbone.spec, img.id)], label: img.sample.label };
       },
       extractor,
-      { batchSize: cfg.featureBatch, table: tables.val, onBatch: (rows) => progress(`features: val ${rows} images`) },
+      {
+        batchSize: cfg.featureBatch,
+        table: tables.val,
+        onBatch: (rows) => progress(`features: val ${rows} images`),
+      },
     );
   } finally {
     await extractor.release();
@@ -128,7 +156,9 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   const present = new Set(tables.train.labels);
   const missing = labels.filter((l) => !present.has(l.index));
   if (missing.length > 0) {
-    throw new DataError(`no training images for class ${missing.map((l) => l.class).join(', ')}: every class needs some`);
+    throw new DataError(
+      `no training images for class ${missing.map((l) => l.class).join(', ')}: every class needs some`,
+    );
   }
 
   const classifier = extractClassifier(model, cut);
@@ -156,11 +186,18 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   const head = foldStandardizer(result.head, scaler);
   const best = result.epochs.find((e) => e.epoch === result.bestEpoch);
   if (!best) throw new Error(`training reported best epoch ${result.bestEpoch} but no log for it`);
-  progress(`best epoch ${result.bestEpoch}: val accuracy ${best.valAccuracy.toFixed(4)}${result.stoppedEarly ? ' (stopped early)' : ''}`);
+  progress(
+    `best epoch ${result.bestEpoch}: val accuracy ${best.valAccuracy.toFixed(4)}${result.stoppedEarly ? ' (stopped early)' : ''}`,
+  );
 
   const provenance = {
     runId,
-    backbone: { source: backbone.source, sha256: backbone.sha256, featureTensor: cut.featureTensor, featureDim: cut.featureDim },
+    backbone: {
+      source: backbone.source,
+      sha256: backbone.sha256,
+      featureTensor: cut.featureTensor,
+      featureDim: cut.featureDim,
+    },
     dataset: { datasetId: classesFile.datasetId, sha256: classesFile.sha256 },
     bestEpoch: result.bestEpoch,
     valAccuracy: best.valAccuracy,
@@ -194,7 +231,11 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       totalSeconds: (Date.now() - started) / 1000,
     },
   };
-  const out = { modelKey: keys.model(runId), labelsKey: keys.modelLabels(runId), trainingKey: keys.modelTraining(runId) };
+  const out = {
+    modelKey: keys.model(runId),
+    labelsKey: keys.modelLabels(runId),
+    trainingKey: keys.modelTraining(runId),
+  };
   await store.putJson(out.labelsKey, { classes: labels });
   await store.putJson(out.trainingKey, training);
   await store.put(out.modelKey, Buffer.from(merged), {
@@ -216,7 +257,14 @@ function checkInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void
 }
 
 function formatEpoch(
-  e: { epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number; seconds: number },
+  e: {
+    epoch: number;
+    trainLoss: number;
+    trainAccuracy: number;
+    valLoss: number;
+    valAccuracy: number;
+    seconds: number;
+  },
   epochs: number,
 ): string {
   return `epoch ${e.epoch}/${epochs} train loss ${e.trainLoss.toFixed(4)} acc ${e.trainAccuracy.toFixed(4)} · val loss ${e.valLoss.toFixed(4)} acc ${e.valAccuracy.toFixed(4)} · ${e.seconds.toFixed(1)}s`;

@@ -59,7 +59,8 @@ function triple(v: unknown, path: string): [number, number, number] {
 function parsePreprocess(v: unknown, path: string): Partial<PreprocessSpec> {
   const p = object(v, path);
   const out: Partial<PreprocessSpec> = {};
-  if (p.resizeShorter !== undefined) out.resizeShorter = integer(p.resizeShorter, `${path}.resizeShorter`, 8, 4096);
+  if (p.resizeShorter !== undefined)
+    out.resizeShorter = integer(p.resizeShorter, `${path}.resizeShorter`, 8, 4096);
   if (p.cropSize !== undefined) out.cropSize = integer(p.cropSize, `${path}.cropSize`, 8, 4096);
   if (p.mean !== undefined) out.mean = triple(p.mean, `${path}.mean`);
   if (p.std !== undefined) {
@@ -67,7 +68,8 @@ function parsePreprocess(v: unknown, path: string): Partial<PreprocessSpec> {
     if (out.std.some((s) => s <= 0)) throw new InputError(`${path}.std must be positive`);
   }
   if (p.layout !== undefined) out.layout = oneOf(p.layout, `${path}.layout`, ['NCHW', 'NHWC'] as const);
-  if (p.channelOrder !== undefined) out.channelOrder = oneOf(p.channelOrder, `${path}.channelOrder`, ['RGB', 'BGR'] as const);
+  if (p.channelOrder !== undefined)
+    out.channelOrder = oneOf(p.channelOrder, `${path}.channelOrder`, ['RGB', 'BGR'] as const);
   return out;
 }
 
@@ -85,17 +87,20 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     backboneLabels:
       optional(c.backboneLabels, (v) => oneOf(v, `${path}.backboneLabels`, ['imagenet', 'none'] as const)) ??
       d.backboneLabels,
-    initFromBackbone: optional(c.initFromBackbone, (v) => bool(v, `${path}.initFromBackbone`)) ?? d.initFromBackbone,
+    initFromBackbone:
+      optional(c.initFromBackbone, (v) => bool(v, `${path}.initFromBackbone`)) ?? d.initFromBackbone,
     views: optional(c.views, (v) => integer(v, `${path}.views`, 0, 16)) ?? d.views,
     hidden: optional(c.hidden, (v) => integer(v, `${path}.hidden`, 0, 8192)) ?? d.hidden,
     dropout: optional(c.dropout, (v) => number(v, `${path}.dropout`, 0, 0.95)) ?? d.dropout,
     learningRate: optional(c.learningRate, (v) => number(v, `${path}.learningRate`, 1e-7, 1)),
     weightDecay: optional(c.weightDecay, (v) => number(v, `${path}.weightDecay`, 0, 1)) ?? d.weightDecay,
-    labelSmoothing: optional(c.labelSmoothing, (v) => number(v, `${path}.labelSmoothing`, 0, 0.5)) ?? d.labelSmoothing,
+    labelSmoothing:
+      optional(c.labelSmoothing, (v) => number(v, `${path}.labelSmoothing`, 0, 0.5)) ?? d.labelSmoothing,
     batchSize: optional(c.batchSize, (v) => integer(v, `${path}.batchSize`, 1, 65_536)) ?? d.batchSize,
     epochs: optional(c.epochs, (v) => integer(v, `${path}.epochs`, 1, 10_000)) ?? d.epochs,
     patience: optional(c.patience, (v) => integer(v, `${path}.patience`, 1, 10_000)) ?? d.patience,
     seed: optional(c.seed, (v) => integer(v, `${path}.seed`, 0, 2 ** 32 - 1)) ?? d.seed,
-    featureBatch: optional(c.featureBatch, (v) => integer(v, `${path}.featureBatch`, 1, 4096)) ?? d.featureBatch,
+    featureBatch:
+      optional(c.featureBatch, (v) => integer(v, `${path}.featureBatch`, 1, 4096)) ?? d.featureBatch,
   };
 }

@@ -7,6 +7,7 @@ import { describe } from 'vitest';
 
 export const SHARED_DIR = fileURLToPath(new URL('../../../shared', import.meta.url));
 export const SHARED_SAMPLE_DIR = `${SHARED_DIR}/data/stanford-dogs-sample`;
+export const SHARED_BACKBONE = `${SHARED_DIR}/models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx`;
 export const hasShared = existsSync(SHARED_SAMPLE_DIR);
 
 export const describeShared = hasShared ? describe : describe.skip;
