@@ -1,7 +1,7 @@
 import { errorMessage, InputError } from '../src/errors.ts';
 import { storeFromEnv } from '../src/storage/s3-store.ts';
-import { parseTrainingConfig } from '../src/training/training-config.ts';
 import { trainModel } from '../src/training/train-model.ts';
+import { parseTrainingConfig } from '../src/training/training-config.ts';
 import { RUN_ID, string } from '../src/validate.ts';
 
 // The training container's entry point (AWS Batch; a child process on the embedded default).
@@ -26,7 +26,11 @@ async function main(): Promise<number> {
   try {
     const { runId, training } = parseEnv(process.env);
     const store = storeFromEnv();
-    const result = await trainModel(store, { runId, training, progress: (line) => process.stdout.write(`${line}\n`) });
+    const result = await trainModel(store, {
+      runId,
+      training,
+      progress: (line) => process.stdout.write(`${line}\n`),
+    });
     process.stdout.write(`model written: s3://${store.bucket}/${result.modelKey}\n`);
     return 0;
   } catch (err) {

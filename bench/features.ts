@@ -37,7 +37,9 @@ export async function benchFeatures(_dir: string, quick: boolean): Promise<Recor
   for (let i = 0; i < tensors.length; i += BATCH) {
     const group = tensors.slice(i, i + BATCH);
     const data = new Float32Array(group.length * size);
-    group.forEach((t, k) => data.set(t, k * size));
+    group.forEach((t, k) => {
+      data.set(t, k * size);
+    });
     batches.push(new ort.Tensor('float32', data, [group.length, 3, spec.cropSize, spec.cropSize]));
   }
   async function* items() {

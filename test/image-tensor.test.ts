@@ -67,7 +67,13 @@ describe('evalView', () => {
 describe('trainView', () => {
   it('gives the same view for the same seed, different views for different seeds, all finite', async () => {
     const img = await sharp({
-      create: { width: 341, height: 256, channels: 3, noise: { type: 'gaussian', mean: 120, sigma: 50 } },
+      create: {
+        width: 341,
+        height: 256,
+        channels: 3,
+        background: '#000',
+        noise: { type: 'gaussian', mean: 120, sigma: 50 },
+      },
     })
       .jpeg()
       .toBuffer();

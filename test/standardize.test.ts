@@ -56,7 +56,7 @@ describe('feature standardisation', () => {
     standardize(x, s);
     const expected = logits(x, w, b, out);
     const actual = logits(features, folded.weights, folded.bias, out);
-    actual.flat().forEach((v, i) => expect(v).toBeCloseTo(expected.flat()[i]!, 3));
+    for (const [i, v] of actual.flat().entries()) expect(v).toBeCloseTo(expected.flat()[i]!, 3);
   });
 
   it('toStandardized is the inverse of folding: an init keeps its logits', () => {
@@ -68,8 +68,8 @@ describe('feature standardisation', () => {
     const x = Float32Array.from(features);
     standardize(x, s);
     const expected = logits(features, w, b, out).flat();
-    logits(x, std.weights, std.bias, out)
-      .flat()
-      .forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 3));
+    for (const [i, v] of logits(x, std.weights, std.bias, out).flat().entries()) {
+      expect(v).toBeCloseTo(expected[i]!, 3);
+    }
   });
 });

@@ -46,7 +46,9 @@ export class FeatureExtractor {
   async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
     const size = tensorSize(this.spec);
     const input = new Float32Array(tensors.length * size);
-    tensors.forEach((t, i) => input.set(t, i * size));
+    tensors.forEach((t, i) => {
+      input.set(t, i * size);
+    });
     const { cropSize: s, layout } = this.spec;
     const dims = layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3];
     const out = await this.session.run({
