@@ -2,12 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { OnnxBatchModel, RowTable, runBatched } from '../src/model/batch-model.ts';
 import { evalView } from '../src/model/image-tensor.ts';
 import { cutAtFeature, findFeatureCut, loadModel } from '../src/model/onnx-graph.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../src/model/types.ts';
 import { TINY_INPUT } from '../src/training/backbone-source.ts';
-import { extractFeatures, FeatureExtractor, FeatureTable } from '../src/training/features.ts';
 import { makeJpegs } from './images.ts';
 import { SHARED_SAMPLE_DIR } from './paths.ts';
 import { interleavedBest, round } from './util.ts';
@@ -53,18 +53,18 @@ export async function benchFeatures(_dir: string, quick: boolean): Promise<Recor
   const cores = availableParallelism();
   // TrainModel's own setting (all cores) and one core, to show how decoding competes for CPU.
   for (const threads of [cores, 1]) {
-    const extractor = await FeatureExtractor.create(cutBytes, { featureDim: cut.featureDim, spec, threads });
+    const extractor = await OnnxBatchModel.create(cutBytes, { outputDim: cut.featureDim, spec, threads });
     const bare = await ort.InferenceSession.create(cutBytes, {
       intraOpNumThreads: threads,
       graphOptimizationLevel: 'all',
     });
     const measured = await interleavedBest(runs, `features (${threads} threads)`, {
       pipeline: () =>
-        extractFeatures(
+        runBatched(
           items(),
           async (x) => ({ tensors: [await evalView(x.jpeg, spec, `img-${x.i}`)], label: 0 }),
           extractor,
-          { batchSize: BATCH, table: new FeatureTable(cut.featureDim) },
+          { batchSize: BATCH, table: new RowTable(cut.featureDim) },
         ),
       bareSessionRun: async () => {
         for (const b of batches) await bare.run({ [bare.inputNames[0]!]: b });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseClassName } from '../dataset/profiles.ts';
 import { DataError } from '../errors.ts';
+import { OnnxBatchModel, RowTable, runBatched } from '../model/batch-model.ts';
 import { evalView, trainView } from '../model/image-tensor.ts';
 import {
   cutAtFeature,
@@ -18,7 +19,6 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
 import { loadBackbone } from './backbone-source.ts';
-import { extractFeatures, FeatureExtractor, FeatureTable } from './features.ts';
 import { readShard } from './shard-reader.ts';
 import type { TrainingConfig } from './training-config.ts';
 
@@ -108,8 +108,8 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     source: backbone.source,
   });
   checkInput(cut, backbone.spec, backbone.source);
-  const extractor = await FeatureExtractor.create(cutAtFeature(model, cut), {
-    featureDim: cut.featureDim,
+  const extractor = await OnnxBatchModel.create(cutAtFeature(model, cut), {
+    outputDim: cut.featureDim,
     spec: backbone.spec,
   });
   progress(
@@ -117,10 +117,10 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   );
 
   const featuresStarted = Date.now();
-  const tables = { train: new FeatureTable(cut.featureDim), val: new FeatureTable(cut.featureDim) };
+  const tables = { train: new RowTable(cut.featureDim), val: new RowTable(cut.featureDim) };
   const imageCounts = { train: 0, val: 0 };
   try {
-    await extractFeatures(
+    await runBatched(
       shardImages(store, trainShards),
       async (img) => {
         imageCounts.train++;
@@ -136,7 +136,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
         onBatch: (rows) => progress(`features: train ${rows} views`),
       },
     );
-    await extractFeatures(
+    await runBatched(
       shardImages(store, valShards),
       async (img) => {
         imageCounts.val++;

@@ -2,20 +2,21 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { tensorSize } from '../model/image-tensor.ts';
-import type { PreprocessSpec } from '../model/types.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
+import { tensorSize } from './image-tensor.ts';
+import type { PreprocessSpec } from './types.ts';
 
-// Backbone features with onnxruntime-node, batched; the next batch is decoded while the
-// current one runs (onnxruntime runs off the main thread), so neither waits on the other.
+// An ONNX model run over images in batches with onnxruntime-node: backbone features for
+// training, class probabilities for validation. The next batch is decoded while the current
+// one runs (onnxruntime runs off the main thread), so neither waits on the other.
 
 /** Images decoded at once: sharp's work runs on libuv's thread pool. */
 const DECODE_CONCURRENCY = 4;
 
-export class FeatureExtractor {
+export class OnnxBatchModel {
   private constructor(
     private readonly session: ort.InferenceSession,
-    readonly featureDim: number,
+    readonly outputDim: number,
     readonly spec: PreprocessSpec,
     readonly provider: string,
   ) {}
@@ -23,8 +24,8 @@ export class FeatureExtractor {
   /** CUDA when onnxruntime has it (the GPU container), else CPU. */
   static async create(
     model: Uint8Array,
-    opts: { featureDim: number; spec: PreprocessSpec; threads?: number },
-  ): Promise<FeatureExtractor> {
+    opts: { outputDim: number; spec: PreprocessSpec; threads?: number },
+  ): Promise<OnnxBatchModel> {
     const base: ort.InferenceSession.SessionOptions = {
       // Measured on 2 cores: all cores for onnxruntime beat leaving one to decoding (bench features).
       intraOpNumThreads: opts.threads ?? availableParallelism(),
@@ -35,14 +36,14 @@ export class FeatureExtractor {
         ...base,
         executionProviders: ['cuda', 'cpu'],
       });
-      return new FeatureExtractor(session, opts.featureDim, opts.spec, 'cuda');
+      return new OnnxBatchModel(session, opts.outputDim, opts.spec, 'cuda');
     } catch {
       const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
-      return new FeatureExtractor(session, opts.featureDim, opts.spec, 'cpu');
+      return new OnnxBatchModel(session, opts.outputDim, opts.spec, 'cpu');
     }
   }
 
-  /** Features of a batch of input tensors, row-major [n × featureDim]. */
+  /** The model's output for a batch of input tensors, row-major [n × outputDim]. */
   async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
     const size = tensorSize(this.spec);
     const input = new Float32Array(tensors.length * size);
@@ -55,9 +56,9 @@ export class FeatureExtractor {
       [this.session.inputNames[0]!]: new ort.Tensor('float32', input, dims),
     });
     const data = out[this.session.outputNames[0]!]!.data as Float32Array;
-    if (data.length !== tensors.length * this.featureDim) {
+    if (data.length !== tensors.length * this.outputDim) {
       throw new DataError(
-        `the backbone returned ${data.length / tensors.length} features per image, expected ${this.featureDim}`,
+        `the model returned ${data.length / tensors.length} values per image, expected ${this.outputDim}`,
       );
     }
     return data;
@@ -69,7 +70,7 @@ export class FeatureExtractor {
 }
 
 /** Rows appended batch by batch without knowing the total in advance. */
-export class FeatureTable {
+export class RowTable {
   private data: Float32Array;
   private labelData: Int32Array;
   rows = 0;
@@ -117,14 +118,14 @@ async function* chunks<T>(items: AsyncIterable<T>, size: number): AsyncGenerator
 }
 
 /**
- * Features of every view of every item. `views` turns one item into its input tensors (one
- * evaluation view, or several augmented ones) and its label.
+ * The model's output for every view of every item. `views` turns one item into its input
+ * tensors (one evaluation view, or several augmented ones) and its label.
  */
-export async function extractFeatures<T>(
+export async function runBatched<T>(
   items: AsyncIterable<T>,
   views: (item: T) => Promise<{ tensors: Float32Array[]; label: number }>,
-  extractor: FeatureExtractor,
-  opts: { batchSize: number; table: FeatureTable; onBatch?: (rows: number) => void },
+  extractor: OnnxBatchModel,
+  opts: { batchSize: number; table: RowTable; onBatch?: (rows: number) => void },
 ): Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const runBatch = async (tensors: Float32Array[], labels: number[]) => {
@@ -144,5 +145,5 @@ export async function extractFeatures<T>(
     running.catch(() => undefined);
   }
   await running;
-  if (opts.table.rows === 0) logger.warn('no images to compute features for');
+  if (opts.table.rows === 0) logger.warn('no images to run the model on');
 }

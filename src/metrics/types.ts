@@ -1,0 +1,100 @@
+// The shapes of validation: per-image predictions (written by Validate) and the run's report
+// (reports/<runId>/metrics.json, written by WriteReport). metrics.json is read by people,
+// `dogbreed report/compare/runs` and report.html; its schemaVersion changes when it does.
+
+/** One test image's prediction, in runs/<runId>/predictions/shard-NNNNN.json. */
+export interface Prediction {
+  id: string;
+  /** Index of the true class (labels.json order). */
+  label: number;
+  /** The five most probable classes, most probable first. */
+  top5: { label: number; probability: number }[];
+  /** Probability the model gave the true class (for log loss). */
+  trueProbability: number;
+}
+
+export interface PredictionShard {
+  schemaVersion: 1;
+  runId: string;
+  shardKey: string;
+  modelSha256: string;
+  predictions: Prediction[];
+}
+
+/** Precision, recall and F1 of one class, or an average of them. */
+export interface PRF {
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+export interface ClassMetrics extends PRF {
+  index: number;
+  class: string;
+  breed: string;
+  /** True images of this class in the test split. */
+  support: number;
+  /** Images predicted as this class. */
+  predicted: number;
+}
+
+export interface ConfusedPair {
+  /** True class. */
+  actual: string;
+  /** What it was taken for. */
+  predicted: string;
+  count: number;
+  /** Share of the true class's images that went to `predicted`. */
+  rate: number;
+}
+
+export interface GateThresholds {
+  accuracy: number;
+  macroF1: number;
+  macroPrecision: number;
+  macroRecall: number;
+}
+
+export interface GateResult {
+  passed: boolean;
+  thresholds: GateThresholds;
+  /** One line per threshold, failed or passed, e.g. "accuracy 0.81 ≥ 0.60". */
+  reasons: string[];
+}
+
+export interface Promotion {
+  promoted: boolean;
+  /** The champion before this run (run id), if any. */
+  previousChampion?: string;
+  reason: string;
+}
+
+export interface MetricsReport {
+  schemaVersion: 1;
+  runId: string;
+  createdAt: string;
+  dataset: { datasetId: string; sha256: string };
+  model: {
+    runId: string;
+    key: string;
+    sha256: string;
+    backbone: string;
+    bestEpoch: number;
+    valAccuracy: number;
+  };
+  counts: { train: number; val: number; test: number; classes: number };
+  accuracy: number;
+  top5Accuracy: number;
+  logLoss: number;
+  micro: PRF;
+  macro: PRF;
+  weighted: PRF;
+  perClass: ClassMetrics[];
+  /** confusion[actual][predicted], in labels.json order. */
+  confusion: number[][];
+  mostConfused: ConfusedPair[];
+  gate: GateResult;
+  promotion: Promotion;
+  /** Seconds per state of the execution, as far as known when the report is written. */
+  timings: Record<string, number>;
+}
