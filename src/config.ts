@@ -1,4 +1,6 @@
 import { InputError } from './errors.ts';
+import { parseGate } from './metrics/gate.ts';
+import type { GateThresholds } from './metrics/types.ts';
 import { parseTrainingConfig, type TrainingConfig } from './training/training-config.ts';
 import type { DatasetProfile, PipelineConfig } from './types.ts';
 import { array, integer, number, object, oneOf, optional, SHA256_HEX, string } from './validate.ts';
@@ -17,6 +19,7 @@ export interface ResolvedConfig {
   shardSize: number;
   resizeShorter: number;
   training: TrainingConfig;
+  gate: GateThresholds;
 }
 
 export const DEFAULTS = {
@@ -54,5 +57,6 @@ export function parseConfig(value: unknown, path = 'config'): ResolvedConfig {
       DEFAULTS.resizeShorter,
     // Checked here too, so a bad training option fails the run at its start, not after preprocessing.
     training: parseTrainingConfig(c.training, `${path}.training`),
+    gate: parseGate(c.gate),
   };
 }

@@ -1,7 +1,14 @@
 import { parseConfig, type ResolvedConfig } from './config.ts';
-import type { FetchResult, ShardTask, VerifyResult } from './types.ts';
+import type {
+  FetchResult,
+  ShardTask,
+  Split,
+  ValidationResult,
+  ValidationTask,
+  VerifyResult,
+} from './types.ts';
 import { SPLITS } from './types.ts';
-import { integer, object, oneOf, RUN_ID, S3_KEY, SHA256_HEX, string } from './validate.ts';
+import { array, integer, object, oneOf, RUN_ID, S3_KEY, SHA256_HEX, string } from './validate.ts';
 
 // Parsers for every state's input event: untrusted JSON in, typed values out, and an
 // InputError naming the field when something is off.
@@ -20,6 +27,18 @@ export interface PreprocessEvent extends RunEvent {
   tarKey: string;
   shard: ShardTask;
 }
+export interface ValidateEvent extends RunEvent {
+  task: ValidationTask;
+}
+
+export interface WriteReportEvent extends RunEvent {
+  dataset: FetchResult;
+  counts: Record<Split, number>;
+  predictions: ValidationResult[];
+  /** Seconds per state, from the state outputs that carry them. */
+  timings: Record<string, number>;
+}
+
 export interface FailureEvent {
   runId: string;
   state: string;
@@ -86,5 +105,68 @@ export function parseFailureEvent(event: unknown): FailureEvent {
       Error: typeof err.Error === 'string' ? err.Error : 'Unknown',
       Cause: typeof err.Cause === 'string' ? err.Cause : JSON.stringify(err.Cause ?? ''),
     },
+  };
+}
+
+function parseTask(v: unknown): ValidationTask {
+  const t = object(v, 'event.task');
+  return {
+    index: integer(t.index, 'event.task.index', 0, 99_999),
+    shardKey: string(t.shardKey, 'event.task.shardKey', S3_KEY),
+    predictionsKey: string(t.predictionsKey, 'event.task.predictionsKey', S3_KEY),
+    count: integer(t.count, 'event.task.count', 1, 100_000),
+  };
+}
+
+export function parseValidateEvent(event: unknown): ValidateEvent {
+  return { ...parseRunEvent(event), task: parseTask(object(event, 'event').task) };
+}
+
+const seconds = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+
+/** Seconds per state from the outputs that carry them (Lambda results, Map results, the Batch job). */
+function stateTimings(e: Record<string, unknown>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const put = (name: string, v: number | undefined) => {
+    if (v !== undefined) out[name] = Math.round(v * 100) / 100;
+  };
+  put('FetchDataset', seconds((e.dataset as { seconds?: unknown } | undefined)?.seconds));
+  put('VerifyDataset', seconds((e.verify as { seconds?: unknown } | undefined)?.seconds));
+  put('BuildManifests', seconds((e.manifests as { seconds?: unknown } | undefined)?.seconds));
+  const sum = (items: unknown) =>
+    Array.isArray(items)
+      ? items.reduce<number>((a, i) => a + (seconds((i as { seconds?: unknown }).seconds) ?? 0), 0)
+      : undefined;
+  // Map states: the summed work of their iterations (they run in parallel).
+  put('Preprocess', sum(e.shards));
+  put('Validate', sum(e.predictions));
+  const job = e.training as { startedAt?: unknown; stoppedAt?: unknown } | undefined;
+  if (typeof job?.startedAt === 'number' && typeof job.stoppedAt === 'number') {
+    put('TrainModel', (job.stoppedAt - job.startedAt) / 1000);
+  }
+  return out;
+}
+
+export function parseWriteReportEvent(event: unknown): WriteReportEvent {
+  const e = object(event, 'event');
+  const counts = object(e.counts, 'event.counts');
+  return {
+    ...parseRunEvent(event),
+    dataset: parseDataset(e.dataset),
+    counts: {
+      train: integer(counts.train, 'event.counts.train', 0, Number.MAX_SAFE_INTEGER),
+      val: integer(counts.val, 'event.counts.val', 0, Number.MAX_SAFE_INTEGER),
+      test: integer(counts.test, 'event.counts.test', 0, Number.MAX_SAFE_INTEGER),
+    },
+    predictions: array(e.predictions, 'event.predictions').map((p, i) => {
+      const r = object(p, `event.predictions[${i}]`);
+      return {
+        predictionsKey: string(r.predictionsKey, `event.predictions[${i}].predictionsKey`, S3_KEY),
+        images: integer(r.images, `event.predictions[${i}].images`, 0, 100_000),
+        correct: integer(r.correct, `event.predictions[${i}].correct`, 0, 100_000),
+        seconds: seconds(r.seconds) ?? 0,
+      };
+    }),
+    timings: stateTimings(e),
   };
 }

@@ -114,6 +114,8 @@ export interface PipelineConfig {
   resizeShorter?: number;
   /** Options of the TrainModel job (backbone, head, hyperparameters); see training-config.ts. */
   training?: Record<string, unknown>;
+  /** Quality-gate thresholds (accuracy, macroF1, macroPrecision, macroRecall); the study's targets by default. */
+  gate?: Record<string, number>;
 }
 
 export interface ExecutionInput {
@@ -142,6 +144,23 @@ export interface ManifestsResult {
   labelsKey: string;
   counts: Record<Split, number>;
   shards: ShardTask[];
+  /** The Validate fan-out: one item per test shard. */
+  validation: ValidationTask[];
+}
+
+export interface ValidationTask {
+  index: number;
+  /** The preprocessed test shard (written by Preprocess). */
+  shardKey: string;
+  predictionsKey: string;
+  count: number;
+}
+
+export interface ValidationResult {
+  predictionsKey: string;
+  images: number;
+  correct: number;
+  seconds: number;
 }
 
 export interface FailureReport {

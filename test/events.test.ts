@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.ts';
 import { InputError } from '../src/errors.ts';
 import { parseFailureEvent, parsePreprocessEvent, parseRunEvent } from '../src/events.ts';
+import { DEFAULT_GATE } from '../src/metrics/gate.ts';
 import { TRAINING_DEFAULTS } from '../src/training/training-config.ts';
 
 // The edge of every handler: untrusted JSON in, typed values or an InputError naming the field.
@@ -19,6 +20,7 @@ describe('parseConfig', () => {
       shardSize: 256,
       resizeShorter: 256,
       training: TRAINING_DEFAULTS,
+      gate: DEFAULT_GATE,
     });
   });
 

@@ -6,11 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { readTar } from '../src/dataset/tar-reader.ts';
 import { packTar } from '../src/dataset/tar-writer.ts';
+import { parseValidateEvent, parseWriteReportEvent } from '../src/events.ts';
 import { loadLocalDefinition } from '../src/local/definition.ts';
 import { localHandlers } from '../src/local/handlers.ts';
 import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipeline.ts';
 import { startLocalS3 } from '../src/local/s3-server.ts';
 import { runStateMachine } from '../src/local/step-functions.ts';
+import type { MetricsReport } from '../src/metrics/types.ts';
+import { validateShard } from '../src/stages/validate-shard.ts';
+import { writeReport } from '../src/stages/write-report.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
 import type {
   FailureReport,
@@ -28,6 +32,8 @@ import { testAccuracy } from './helpers/evaluate.ts';
 
 let workspace: string;
 let sampleTar: string;
+/** run-a: the first full run on the synthetic sample, shared by the tests that inspect it. */
+let first: Awaited<ReturnType<typeof runLocalPipeline>>;
 
 /** Opens the workspace's S3 data with a fresh server, to inspect what a run left. */
 async function inspect<T>(fn: (store: S3ObjectStore) => Promise<T>): Promise<T> {
@@ -57,7 +63,6 @@ afterAll(() => rm(workspace, { recursive: true, force: true }));
 
 describe('local pipeline on the synthetic sample', () => {
   const config = { source: '', seed: 3, shardSize: 10, resizeShorter: 64 };
-  let first: Awaited<ReturnType<typeof runLocalPipeline>>;
 
   beforeAll(async () => {
     config.source = sampleTar;
@@ -178,6 +183,99 @@ describe('local pipeline on the synthetic sample', () => {
           await store.getText(`runs/run-a/manifests/${split}.jsonl`),
         );
       }
+    });
+  });
+});
+
+describe('validation, report and promotion on the synthetic sample', () => {
+  it('validates the test split, writes metrics.json and report.html, passes the gate and promotes run-a', async () => {
+    await inspect(async (store) => {
+      const m = await store.getJson<MetricsReport>('reports/run-a/metrics.json');
+      expect(m.schemaVersion).toBe(1);
+      expect(m.counts.test).toBe(
+        (first.output as { manifests: { counts: { test: number } } }).manifests.counts.test,
+      );
+      expect(m.perClass).toHaveLength(4);
+      expect(m.confusion.flat().reduce((a, b) => a + b, 0)).toBe(m.counts.test);
+      expect(m.accuracy).toBeGreaterThanOrEqual(0.9);
+      // the same figure the test helper computes straight from model.onnx
+      expect(m.accuracy).toBeCloseTo((await testAccuracy(store, 'run-a')).accuracy, 10);
+      expect(m.gate.passed).toBe(true);
+      expect(m.promotion).toMatchObject({ promoted: true });
+      expect(Object.keys(m.timings)).toEqual(
+        expect.arrayContaining([
+          'FetchDataset',
+          'VerifyDataset',
+          'BuildManifests',
+          'Preprocess',
+          'TrainModel',
+          'Validate',
+        ]),
+      );
+      const champion = await store.getJson<{ runId: string; modelKey: string }>('models/current.json');
+      expect(champion).toMatchObject({ runId: 'run-a', modelKey: 'runs/run-a/model/model.onnx' });
+      const html = await store.getText('reports/run-a/report.html');
+      expect(html).toContain('<html');
+      expect(html).not.toMatch(/(src|href)=["']https?:/);
+    });
+  });
+
+  it('a run that is no better (run-b, same data and seed) does not replace the champion, and says why', async () => {
+    await inspect(async (store) => {
+      const m = await store.getJson<MetricsReport>('reports/run-b/metrics.json');
+      expect(m.promotion.promoted).toBe(false);
+      expect(m.promotion.reason).toMatch(/does not beat champion run-a/);
+      expect((await store.getJson<{ runId: string }>('models/current.json')).runId).toBe('run-a');
+    });
+  });
+
+  it('a worse run whose gate fails is not promoted, and the report lists the failed thresholds', async () => {
+    const r = await runLocalPipeline({
+      workspace,
+      config: {
+        source: sampleTar,
+        seed: 3,
+        shardSize: 10,
+        resizeShorter: 64,
+        training: { epochs: 1, learningRate: 1e-7, views: 0 },
+      },
+      runId: 'run-worse',
+    });
+    expect(r.status, `${r.error}: ${r.cause}`).toBe('SUCCEEDED');
+    expect(r.metrics?.gate.passed).toBe(false);
+    expect(r.metrics?.promotion.reason).toMatch(/^not promoted: the gate failed \(.*✗/);
+    await inspect(async (store) => {
+      expect((await store.getJson<{ runId: string }>('models/current.json')).runId).toBe('run-a');
+    });
+  });
+
+  it('WriteReport fails naming a missing predictions shard, and writes no metrics.json', async () => {
+    await inspect(async (store) => {
+      const event = parseWriteReportEvent({
+        runId: 'run-a',
+        config: { source: sampleTar },
+        dataset: (first.output as { dataset: unknown }).dataset,
+        counts: { train: 1, val: 1, test: 1 },
+        predictions: [{ predictionsKey: 'runs/run-a/predictions/shard-00099.json', images: 3, correct: 1 }],
+      });
+      await expect(writeReport(store, { ...event, runId: 'run-a' })).rejects.toThrow(
+        /predictions shard runs\/run-a\/predictions\/shard-00099\.json cannot be read/,
+      );
+    });
+  });
+
+  it('Validate refuses a model whose labels differ from the run’s classes', async () => {
+    await inspect(async (store) => {
+      await store.copy('runs/run-a/model/model.onnx', 'runs/run-mismatch/model/model.onnx', {
+        metadata: (await store.head('runs/run-a/model/model.onnx'))!.metadata,
+      });
+      await store.putJson('runs/run-mismatch/manifests/classes.json', { classes: ['a', 'b', 'c', 'd'] });
+      const task = (first.output as { manifests: { validation: unknown[] } }).manifests.validation[0];
+      await expect(
+        validateShard(store, parseValidateEvent({ runId: 'run-mismatch', config: { source: 'x' }, task })),
+      ).rejects.toThrow(
+        /was trained on 4 classes that differ from this run's 4 .*the model does not belong to this run/,
+      );
     });
   });
 });

@@ -9,7 +9,9 @@ import { runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
 import type { PipelineConfig, ShardTask } from '../types.ts';
 import { Progress } from './progress.ts';
+import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
 import { printRunSummary, runSummary } from './summary.ts';
+import { workspaceDir } from './workspace.ts';
 
 const USAGE = `dogbreed — train, validate and serve a dog-breed classifier, on AWS or on this machine
 
@@ -25,6 +27,15 @@ Usage:
       backbone built in, enough for the synthetic sample).
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
+  dogbreed runs [--json]
+      Lists runs: id, start, status, dataset, accuracy, macro-F1; ★ marks the champion.
+  dogbreed report [RUN_ID|latest] [--json | --html FILE]
+      A run's metrics summary (or its metrics.json, or its report.html written to FILE).
+  dogbreed compare RUN_A RUN_B [--json]
+      Side by side, with per-metric deltas and the classes that changed most.
+  dogbreed evaluate --model <model.onnx|s3://…|RUN_ID|champion> <dir|tar> [--json]
+      The same metrics for a model this pipeline produced, on any ImageFolder dir or tarball.
+  (runs, report, compare and evaluate read the workspace's local bucket: --workspace DIR)
 
 Sources: https://…, http://…, s3://bucket/key, file://…, a path to a tarball, or a directory
 in ImageFolder layout (<class>/<image>), e.g. ../shared/data/stanford-dogs-sample.
@@ -114,7 +125,7 @@ async function runCommand(args: string[]): Promise<number> {
   const json = values.json === true;
   // With --json, stdout carries only the result; progress goes to stderr.
   const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
-  const workspace = resolve(values.workspace ?? process.env.DOGBREED_WORKSPACE ?? '.dogbreed');
+  const workspace = workspaceDir(values.workspace);
   if (values.profile && !['imagefolder', 'stanford-dogs'].includes(values.profile)) {
     throw new InputError(`--profile must be imagefolder or stanford-dogs, got "${values.profile}"`);
   }
@@ -207,6 +218,8 @@ async function sampleDataCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+const stdout = (line: string) => process.stdout.write(`${line}\n`);
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -215,6 +228,14 @@ export async function main(argv: string[]): Promise<number> {
         return await runCommand(rest);
       case 'sample-data':
         return await sampleDataCommand(rest);
+      case 'runs':
+        return await runsCommand(rest, stdout);
+      case 'report':
+        return await reportCommand(rest, stdout);
+      case 'compare':
+        return await compareCommand(rest, stdout);
+      case 'evaluate':
+        return await evaluateCommand(rest, stdout);
       case undefined:
       case 'help':
       case '--help':

@@ -1,4 +1,5 @@
 import type { LocalRunResult } from '../local/pipeline.ts';
+import type { GateResult, Promotion } from '../metrics/types.ts';
 import { keys } from '../stages/keys.ts';
 import type { FailureReport, FetchResult, ManifestsResult, ShardResult, VerifyResult } from '../types.ts';
 
@@ -22,6 +23,19 @@ export interface RunSummary {
     manifestKeys: ManifestsResult['manifestKeys'];
     shards: { count: number; images: number; bytes: number; prefix: string };
     model: { key: string; labelsKey: string; trainingKey: string; jobId: string };
+    report?: {
+      metricsKey: string;
+      reportKey: string;
+      reportFile?: string;
+      accuracy: number;
+      top5Accuracy: number;
+      macroF1: number;
+      weightedF1: number;
+      logLoss: number;
+      testImages: number;
+      gate: GateResult;
+      promotion: Promotion;
+    };
   };
 }
 
@@ -77,6 +91,19 @@ export function runSummary(result: LocalRunResult, _workspace: string): RunSumma
       trainingKey: keys.modelTraining(result.runId),
       jobId: out.training.jobId,
     },
+    report: result.metrics && {
+      metricsKey: keys.metrics(result.runId),
+      reportKey: keys.reportHtml(result.runId),
+      reportFile: result.reportFile,
+      accuracy: result.metrics.accuracy,
+      top5Accuracy: result.metrics.top5Accuracy,
+      macroF1: result.metrics.macro.f1,
+      weightedF1: result.metrics.weighted.f1,
+      logLoss: result.metrics.logLoss,
+      testImages: result.metrics.counts.test,
+      gate: result.metrics.gate,
+      promotion: result.metrics.promotion,
+    },
   };
   return summary;
 }
@@ -104,6 +131,16 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
       `shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
     );
     log(`model     ${s3(o.model.key)} (training curves: ${s3(o.model.trainingKey)})`);
+    const r = o.report;
+    if (r) {
+      const f = (x: number) => x.toFixed(3);
+      log(
+        `metrics   accuracy ${f(r.accuracy)} · top-5 ${f(r.top5Accuracy)} · macro F1 ${f(r.macroF1)} · weighted F1 ${f(r.weightedF1)} · log loss ${f(r.logLoss)} (${r.testImages} test images)`,
+      );
+      log(`gate      ${r.gate.passed ? 'passed' : 'FAILED'}: ${r.gate.reasons.join('; ')}`);
+      log(`champion  ${r.promotion.reason}`);
+      log(`report    ${r.reportFile ?? s3(r.reportKey)}  (metrics: ${s3(r.metricsKey)})`);
+    }
     log(`local S3 data: ${s.s3Directory}`);
     return;
   }

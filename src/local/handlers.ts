@@ -2,7 +2,9 @@ import { handler as buildManifests } from '../../functions/build-manifests.ts';
 import { handler as fetchDataset } from '../../functions/fetch-dataset.ts';
 import { handler as preprocessShard } from '../../functions/preprocess-shard.ts';
 import { handler as reportFailure } from '../../functions/report-failure.ts';
+import { handler as validateShard } from '../../functions/validate-shard.ts';
 import { handler as verifyDataset } from '../../functions/verify-dataset.ts';
+import { handler as writeReport } from '../../functions/write-report.ts';
 import type { LocalHandler } from './step-functions.ts';
 import { trainModelTask } from './train-model-task.ts';
 
@@ -13,5 +15,7 @@ export const localHandlers: Record<string, LocalHandler> = {
   BuildManifests: buildManifests,
   PreprocessShard: preprocessShard,
   TrainModel: trainModelTask,
+  ValidateShard: validateShard,
+  WriteReport: writeReport,
   ReportFailure: reportFailure,
 };

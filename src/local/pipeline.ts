@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { MetricsReport } from '../metrics/types.ts';
 import { keys } from '../stages/keys.ts';
 import { createS3Client, S3ObjectStore } from '../storage/s3-store.ts';
 import type { FailureReport, PipelineConfig } from '../types.ts';
@@ -27,6 +29,10 @@ export interface LocalRunResult extends ExecutionResult {
   s3Directory: string;
   /** reports/<runId>/failure.json, when the run failed and ReportFailure wrote it. */
   failure?: FailureReport;
+  /** reports/<runId>/metrics.json, when the run got that far. */
+  metrics?: MetricsReport;
+  /** report.html copied into the workspace, to open in a browser. */
+  reportFile?: string;
 }
 
 export function newRunId(now = new Date()): string {
@@ -69,7 +75,15 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
       result.status === 'FAILED' && (await store.head(keys.failure(runId)))
         ? await store.getJson<FailureReport>(keys.failure(runId))
         : undefined;
-    return { ...result, runId, bucket: s3.bucket, s3Directory, failure };
+    let metrics: MetricsReport | undefined;
+    let reportFile: string | undefined;
+    if (result.status === 'SUCCEEDED' && (await store.head(keys.metrics(runId)))) {
+      metrics = await store.getJson<MetricsReport>(keys.metrics(runId));
+      reportFile = join(opts.workspace, keys.reportHtml(runId));
+      await mkdir(dirname(reportFile), { recursive: true });
+      await writeFile(reportFile, await store.getBytes(keys.reportHtml(runId)));
+    }
+    return { ...result, runId, bucket: s3.bucket, s3Directory, failure, metrics, reportFile };
   } finally {
     restoreEnv();
     await s3.close();

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
@@ -13,6 +16,22 @@ import type { PreprocessSpec } from './types.ts';
 /** Images decoded at once: sharp's work runs on libuv's thread pool. */
 const DECODE_CONCURRENCY = 4;
 
+let cuda: boolean | undefined;
+
+/**
+ * Whether onnxruntime-node's CUDA provider library is installed beside its binding (the npm
+ * install downloads it on GPU machines; here it is skipped). Asking for 'cuda' without it only
+ * logs errors and runs on the CPU anyway.
+ */
+function hasCudaProvider(): boolean {
+  if (cuda === undefined) {
+    const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
+    const dir = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
+    cuda = existsSync(join(dir, 'libonnxruntime_providers_cuda.so'));
+  }
+  return cuda;
+}
+
 export class OnnxBatchModel {
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -21,7 +40,7 @@ export class OnnxBatchModel {
     readonly provider: string,
   ) {}
 
-  /** CUDA when onnxruntime has it (the GPU container), else CPU. */
+  /** CUDA when onnxruntime's CUDA provider is installed (the GPU container), else CPU. */
   static async create(
     model: Uint8Array,
     opts: { outputDim: number; spec: PreprocessSpec; threads?: number },
@@ -31,16 +50,9 @@ export class OnnxBatchModel {
       intraOpNumThreads: opts.threads ?? availableParallelism(),
       graphOptimizationLevel: 'all',
     };
-    try {
-      const session = await ort.InferenceSession.create(model, {
-        ...base,
-        executionProviders: ['cuda', 'cpu'],
-      });
-      return new OnnxBatchModel(session, opts.outputDim, opts.spec, 'cuda');
-    } catch {
-      const session = await ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
-      return new OnnxBatchModel(session, opts.outputDim, opts.spec, 'cpu');
-    }
+    const provider = hasCudaProvider() ? 'cuda' : 'cpu';
+    const session = await ort.InferenceSession.create(model, { ...base, executionProviders: [provider] });
+    return new OnnxBatchModel(session, opts.outputDim, opts.spec, provider);
   }
 
   /** The model's output for a batch of input tensors, row-major [n × outputDim]. */

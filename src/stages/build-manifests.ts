@@ -61,5 +61,13 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
   logger.info(
     `split ${rows.length} images of ${classes.length} classes: train ${counts.train}, val ${counts.val}, test ${counts.test}; ${shards.length} shards`,
   );
-  return { manifestKeys, labelsKey, counts, shards };
+  const validation = shards
+    .filter((s) => s.split === 'test')
+    .map((s) => ({
+      index: s.index,
+      shardKey: s.outputKey,
+      predictionsKey: keys.predictions(runId, s.index),
+      count: s.count,
+    }));
+  return { manifestKeys, labelsKey, counts, shards, validation };
 }

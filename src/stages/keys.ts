@@ -22,5 +22,9 @@ export const keys = {
   model: (runId: string) => `runs/${runId}/model/model.onnx`,
   modelLabels: (runId: string) => `runs/${runId}/model/labels.json`,
   modelTraining: (runId: string) => `runs/${runId}/model/training.json`,
+  predictions: (runId: string, index: number) => `runs/${runId}/predictions/shard-${pad5(index)}.json`,
+  metrics: (runId: string) => `reports/${runId}/metrics.json`,
+  reportHtml: (runId: string) => `reports/${runId}/report.html`,
+  champion: () => 'models/current.json',
   failure: (runId: string) => `reports/${runId}/failure.json`,
 };

@@ -119,11 +119,14 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   const featuresStarted = Date.now();
   const tables = { train: new RowTable(cut.featureDim), val: new RowTable(cut.featureDim) };
   const imageCounts = { train: 0, val: 0 };
+  /** Preprocess's --resize, recorded so `dogbreed evaluate` prepares images the same way. */
+  let shardShorterSide: number | undefined;
   try {
     await runBatched(
       shardImages(store, trainShards),
       async (img) => {
         imageCounts.train++;
+        shardShorterSide ??= Math.min(img.sample.width, img.sample.height);
         const rand = mulberry32(cfg.seed ^ hashString(img.id));
         const views = [evalView(img.jpeg, backbone.spec, img.id)];
         for (let v = 0; v < cfg.views; v++) views.push(trainView(img.jpeg, backbone.spec, { rand }, img.id));
@@ -202,6 +205,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     bestEpoch: result.bestEpoch,
     valAccuracy: best.valAccuracy,
     init: init ? 'backbone-classifier-rows' : 'random',
+    shardShorterSide,
   };
   const merged = mergeHead(backbone.bytes, cut, head, {
     labels: JSON.stringify(labels.map((l) => l.class)),
