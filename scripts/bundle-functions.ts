@@ -3,12 +3,13 @@ import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 
 // Bundles every Lambda entry point in functions/ into one ESM file each (what serverless-esbuild
-// does at deploy time), so the artefact Lambda runs is built and tested in CI too.
+// does at deploy time), and the training job's entry point for its container, so the artefacts
+// that run on AWS are built and tested in CI too.
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-/** Native modules ship in Lambda layers (layers/), not in the bundle. */
-export const EXTERNAL = ['sharp'];
+/** Native modules ship in Lambda layers (layers/) and the container image, not in bundles. */
+export const EXTERNAL = ['sharp', 'onnxruntime-node', '@tensorflow/*'];
 
 export function functionEntries(): string[] {
   return readdirSync(`${root}/functions`)
@@ -16,9 +17,9 @@ export function functionEntries(): string[] {
     .map((f) => `${root}/functions/${f}`);
 }
 
-export async function bundleFunctions(outdir = `${root}/.build/functions`): Promise<Metafile> {
+async function bundle(entryPoints: string[], outdir: string): Promise<Metafile> {
   const result = await build({
-    entryPoints: functionEntries(),
+    entryPoints,
     outdir,
     bundle: true,
     platform: 'node',
@@ -30,16 +31,25 @@ export async function bundleFunctions(outdir = `${root}/.build/functions`): Prom
     external: EXTERNAL,
     // Some bundled CommonJS dependencies call require(); give ESM output one.
     banner: {
-      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+      js: "import { createRequire as __bannerRequire } from 'node:module'; const require = __bannerRequire(import.meta.url);",
     },
     logLevel: 'warning',
   });
   return result.metafile;
 }
 
+export function bundleFunctions(outdir = `${root}/.build/functions`): Promise<Metafile> {
+  return bundle(functionEntries(), outdir);
+}
+
+export function bundleTrainJob(outdir = `${root}/.build/batch-job`): Promise<Metafile> {
+  return bundle([`${root}/batch-job/train.ts`], outdir);
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const meta = await bundleFunctions();
-  for (const [file, out] of Object.entries(meta.outputs)) {
-    if (file.endsWith('.mjs')) console.log(`${file}  ${(out.bytes / 1024).toFixed(0)} KiB`);
+  for (const meta of [await bundleFunctions(), await bundleTrainJob()]) {
+    for (const [file, out] of Object.entries(meta.outputs)) {
+      if (file.endsWith('.mjs')) console.log(`${file}  ${(out.bytes / 1024).toFixed(0)} KiB`);
+    }
   }
 }

@@ -1,11 +1,15 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleFunctions, functionEntries } from '../scripts/bundle-functions.ts';
+import { bundleFunctions, bundleTrainJob, functionEntries } from '../scripts/bundle-functions.ts';
 import { useLocalS3 } from '../src/local/pipeline.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
+
+const run = promisify(execFile);
+const BUILD_DIR = fileURLToPath(new URL('../.build', import.meta.url));
 
 // The artefacts Lambda runs: one esbuild bundle per handler, importable on its own, working
 // against S3 through the real SDK.
@@ -16,7 +20,9 @@ describe('esbuild bundles of functions/', () => {
   let restoreEnv: () => void;
 
   beforeAll(async () => {
-    outdir = await mkdtemp(join(tmpdir(), 'dogbreed-bundle-'));
+    // Inside the repo, so the externals (native packages) resolve from node_modules as in a layer.
+    await mkdir(BUILD_DIR, { recursive: true });
+    outdir = await mkdtemp(join(BUILD_DIR, 'test-bundles-'));
     await bundleFunctions(outdir);
     t = await startTestS3();
     restoreEnv = useLocalS3(t.s3.endpoint, t.s3.bucket);
@@ -57,6 +63,16 @@ describe('esbuild bundles of functions/', () => {
     expect(out.cause).toBe('tar truncated');
     const report = await t.store.getJson<{ state: string; error: string }>(out.failureKey);
     expect(report).toMatchObject({ state: 'VerifyDataset', error: 'DataError' });
+  });
+
+  it('the training job bundles into one file that checks its environment contract', async () => {
+    await bundleTrainJob(outdir);
+    const env = { ...process.env, DOGBREED_RUN_ID: '../bad', DOGBREED_BUCKET: 'b' };
+    const r = await run(process.execPath, [join(outdir, 'train.mjs')], { env }).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect((r as { code: number }).code, (r as { stderr: string }).stderr).toBe(2);
+    expect((r as { stderr: string }).stderr).toContain('DOGBREED_RUN_ID has an unexpected format: "../bad"');
   });
 
   it('a bundled handler rejects a malformed event with the field named', async () => {

@@ -32,7 +32,7 @@ export function classTable(perClass: ClassMetrics[]): Html {
   const rows = [...perClass].sort((a, b) => a.index - b.index).map(row);
   const heads = COLUMNS.map(
     (c) =>
-      html`<th scope="col" data-key="${c.key}" data-type="${c.text ? 'text' : 'num'}"${c.key === 'index' ? html` aria-sort="ascending"` : undefined}><button type="button">${c.label}</button></th>`,
+      html`<th scope="col"${c.text ? undefined : html` class="num"`} data-key="${c.key}" data-type="${c.text ? 'text' : 'num'}"${c.key === 'index' ? html` aria-sort="ascending"` : undefined}><button type="button">${c.label}</button></th>`,
   );
   return html`<div class="table-tools">
 <label>Filter <input id="class-filter" type="search" placeholder="breed or class name" autocomplete="off"></label>

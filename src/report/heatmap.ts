@@ -41,7 +41,12 @@ function defaultCellSize(n: number): number {
   return CELL_SIZES.filter((s) => s * n <= 720).at(-1) ?? CELL_SIZES[0]!;
 }
 
-export function heatmap(perClass: ClassMetrics[], confusion: number[][]): { section: Html; data: Html } {
+/** The heatmap with its controls, `aside` beside it (where the width allows), and its data block. */
+export function heatmap(
+  perClass: ClassMetrics[],
+  confusion: number[][],
+  aside: Html,
+): { section: Html; data: Html } {
   checkSquare(confusion);
   const n = confusion.length;
   const cell = defaultCellSize(n);
@@ -61,9 +66,12 @@ export function heatmap(perClass: ClassMetrics[], confusion: number[][]): { sect
 <label><input type="checkbox" id="cm-top"> Top ${TOP_CONFUSIONS} confusions only</label>
 <span class="legend"><span id="cm-legend-lo">0%</span><span class="legend-bar" style="background:${gradient}"></span><span id="cm-legend-hi">100%</span><span class="note">of the actual class</span></span>
 </div>
-<div class="cm-wrap"><canvas id="cm-canvas" role="img" aria-label="Confusion matrix heatmap, ${n} × ${n} classes"></canvas></div>
-<div id="cm-tip" class="tooltip" role="tooltip" hidden></div>
-<noscript><p class="note">The heatmap needs JavaScript; the most-confused pairs are listed below.</p></noscript>`;
+<div class="cm-layout">
+<div><div class="cm-wrap"><canvas id="cm-canvas" role="img" aria-label="Confusion matrix heatmap, ${n} × ${n} classes"></canvas></div>
+<noscript><p class="note">The heatmap needs JavaScript; the most confused pairs are listed too.</p></noscript></div>
+<div class="cm-side">${aside}</div>
+</div>
+<div id="cm-tip" class="tooltip" role="tooltip" hidden></div>`;
   return {
     section,
     data: rawHtml(`<script type="application/json" id="report-data">${jsonForScript(data)}</script>`),
@@ -82,7 +90,7 @@ export function mostConfusedTable(pairs: ConfusedPair[], names: Map<string, stri
       ? html`<p class="note">The first ${shown.length} of ${pairs.length} pairs.</p>`
       : undefined;
   return html`<table id="most-confused" class="data"><caption>Most confused pairs</caption>
-<thead><tr><th scope="col">Actual</th><th scope="col">Taken for</th><th scope="col">Images</th><th scope="col">Share of actual</th></tr></thead>
+<thead><tr><th scope="col">Actual</th><th scope="col">Taken for</th><th scope="col" class="num" title="test images of the actual class taken for the other">Images</th><th scope="col" class="num" title="share of the actual class's test images">Share</th></tr></thead>
 <tbody>${rows}</tbody></table>${more}`;
 }
 

@@ -51,7 +51,7 @@ export function renderReportHtml(input: ReportHtmlInput): string {
   // Class folder names and breeds both resolve to the breed people read.
   const names = new Map<string, string>();
   for (const c of m.perClass) names.set(c.class, c.breed).set(c.breed, c.breed);
-  const cm = heatmap(m.perClass, m.confusion);
+  const cm = heatmap(m.perClass, m.confusion, mostConfusedTable(m.mostConfused, names));
   const page = html`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -74,7 +74,7 @@ ${script(STATUS_SCRIPT)}
 <section id="identity-section"><h2>Model and data</h2>${identity(m, training)}</section>
 ${training ? html`<section id="training"><h2>Training curves</h2>${trainingCurves(training)}</section>` : undefined}
 <section id="worst"><h2>Worst classes (lowest F1)</h2>${worstClassesSection(m.perClass, m.confusion, breeds, thumbnails, names)}</section>
-<section id="confusion"><h2>Confusion matrix</h2>${cm.section}${mostConfusedTable(m.mostConfused, names)}</section>
+<section id="confusion"><h2>Confusion matrix</h2>${cm.section}</section>
 <section id="classes"><h2>Per-class results</h2>${classTable(m.perClass)}</section>
 <section id="details"><h2>Run details</h2>${runDetails(m, training)}</section>
 </main>

@@ -2,7 +2,8 @@
 
 export const STYLES = `
 :root { --fg: #1d2430; --muted: #5d6878; --line: #d9dee6; --bg: #f6f7f9; --card: #fff;
-  --good: #137333; --good-bg: #e6f4ea; --bad: #b3261e; --bad-bg: #fce8e6; --bar: #dbe7fb;
+  --good: #137333; --good-bg: #e6f4ea; --bad: #b3261e; --bad-bg: #fce8e6; --warn: #9a5b00; --warn-bg: #fef7e0;
+  --bar: #dbe7fb;
   --train: #1a73e8; --val: #e8710a; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
@@ -20,9 +21,11 @@ code { font: 12px ui-monospace, Menlo, Consolas, monospace; background: var(--bg
 .verdicts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 .verdict { border-radius: 8px; padding: 14px 18px; border: 1px solid var(--line); }
 .verdict.passed, .verdict.promoted { background: var(--good-bg); border-color: var(--good); }
-.verdict.failed, .verdict.not-promoted { background: var(--bad-bg); border-color: var(--bad); }
+.verdict.failed { background: var(--bad-bg); border-color: var(--bad); }
+.verdict.not-promoted { background: var(--warn-bg); border-color: var(--warn); }
 .verdict.passed .badge, .verdict.promoted .badge { color: var(--good); }
-.verdict.failed .badge, .verdict.not-promoted .badge { color: var(--bad); }
+.verdict.failed .badge { color: var(--bad); }
+.verdict.not-promoted .badge { color: var(--warn); }
 .reasons { margin: 0; padding-left: 20px; }
 .reason { margin: 0; }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
@@ -46,7 +49,7 @@ code { font: 12px ui-monospace, Menlo, Consolas, monospace; background: var(--bg
 table.data { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 table.data caption { text-align: left; font-weight: 600; padding: 4px 0; }
 table.data th, table.data td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-table.data td.num { text-align: right; }
+table.data td.num, table.data th.num { text-align: right; }
 table.data td.score { background: linear-gradient(to right, var(--bar) calc(var(--v) * 100%), transparent 0); }
 .table-tools, .cm-tools { display: flex; flex-wrap: wrap; align-items: center; gap: 16px; margin-bottom: 8px; }
 .table-wrap { max-height: 640px; overflow: auto; border: 1px solid var(--line); border-radius: 6px; }
@@ -57,6 +60,10 @@ table.data td.score { background: linear-gradient(to right, var(--bar) calc(var(
 #class-filter { padding: 4px 8px; width: 240px; }
 .legend { display: inline-flex; align-items: center; gap: 6px; }
 .legend-bar { display: inline-block; width: 160px; height: 12px; border: 1px solid var(--line); }
+.cm-layout { display: flex; flex-wrap: wrap; gap: 20px; align-items: flex-start; }
+.cm-layout > div { min-width: 0; max-width: 100%; }
+.cm-layout > .cm-side { flex: 1 1 340px; max-height: 85vh; overflow: auto; font-size: 13px; }
+.cm-side th { white-space: nowrap; }
 .cm-wrap { max-height: 85vh; overflow: auto; border: 1px solid var(--line); border-radius: 6px; padding: 4px; }
 #cm-canvas { display: block; cursor: crosshair; }
 .tooltip { position: fixed; z-index: 10; pointer-events: none; background: #1d2430; color: #fff; padding: 4px 8px; border-radius: 4px; font-size: 12px; white-space: nowrap; }
