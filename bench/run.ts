@@ -3,7 +3,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { setLogSink } from '../src/log.ts';
-import { benchFeatures } from './features.ts';
+import { benchBatchedInference } from './batched-inference.ts';
 import { benchFetch } from './fetch.ts';
 import { benchHeadTraining } from './head-training.ts';
 import { benchPreprocess, pillowVersion } from './preprocess.ts';
@@ -19,7 +19,7 @@ const BENCHMARKS = {
   verify: benchVerify,
   preprocess: benchPreprocess,
   fetch: benchFetch,
-  features: benchFeatures,
+  inference: benchBatchedInference,
   headTraining: (_dir: string, quick: boolean) => benchHeadTraining({ quick }),
 } as const;
 type Name = keyof typeof BENCHMARKS;

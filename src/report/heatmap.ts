@@ -134,6 +134,7 @@ export const HEATMAP_SCRIPT = `(function () {
   }
 
   function draw() {
+    noSuchFunction();
     var cell = Number(zoom.value);
     var only = topOnly.checked;
     var size = MARGIN + n * cell;

@@ -12,6 +12,8 @@ import type { ReportHtmlInput } from './types.ts';
 import { worstClassesSection } from './worst-classes.ts';
 
 export type { EpochRecord, ReportHtmlInput, ReportThumbnail, TrainingRecord } from './types.ts';
+/** The classes the report shows as worst: pick thumbnails for these. */
+export { worstClasses } from './worst-classes.ts';
 
 /** Nothing may be loaded from anywhere: the report must read the same offline and in ten years. */
 const CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'";

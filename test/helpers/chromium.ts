@@ -12,14 +12,16 @@ import { describe } from 'vitest';
 // the browser tests skip with a reason, except in CI (CI set), where they must run and fail.
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? CANDIDATES.find((p) => existsSync(p));
+export const CHROMIUM = [process.env.CHROMIUM_PATH, ...CANDIDATES].find(
+  (p): p is string => p !== undefined && existsSync(p),
+);
 
 export const describeChromium = CHROMIUM || process.env.CI ? describe : describe.skip;
 if (!CHROMIUM) {
   console.warn(
     process.env.CI
-      ? `chromium not found (looked for ${CANDIDATES.join(', ')}): CI must install it (apt-get install -y chromium)`
-      : `chromium not found (looked for ${CANDIDATES.join(', ')}): browser tests of report.html are skipped; apt-get install -y chromium to run them`,
+      ? `chromium not found (looked for ${[process.env.CHROMIUM_PATH ?? '$CHROMIUM_PATH', ...CANDIDATES].join(', ')}): CI must install it (apt-get install -y chromium)`
+      : `chromium not found (looked for ${[process.env.CHROMIUM_PATH ?? '$CHROMIUM_PATH', ...CANDIDATES].join(', ')}): browser tests of report.html are skipped; apt-get install -y chromium to run them`,
   );
 }
 
@@ -37,7 +39,7 @@ const FLAGS = [
 ];
 
 async function runChromium(args: string[], timeoutMs: number): Promise<string> {
-  if (!CHROMIUM) throw new Error(`chromium not found (looked for ${CANDIDATES.join(', ')}); install it`);
+  if (!CHROMIUM) throw new Error(`chromium not found (looked for ${[process.env.CHROMIUM_PATH ?? '$CHROMIUM_PATH', ...CANDIDATES].join(', ')}); install it`);
   const profile = await mkdtemp(join(tmpdir(), 'report-chromium-'));
   try {
     return await new Promise<string>((resolve, reject) => {

@@ -1,0 +1,138 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { OnnxBatchModel, RowTable, runBatched } from '../src/model/batch-model.ts';
+import { evalView } from '../src/model/image-tensor.ts';
+import { cutAtFeature, findFeatureCut, loadModel, mergeHead } from '../src/model/onnx-graph.ts';
+import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
+import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../src/model/types.ts';
+import { TINY_INPUT } from '../src/training/backbone-source.ts';
+import { mulberry32 } from '../src/util/prng.ts';
+import { makeJpegs } from './images.ts';
+import { SHARED_SAMPLE_DIR } from './paths.ts';
+import { interleavedBest, round } from './util.ts';
+
+// Batched inference as the pipeline runs it — decode and preprocess of shard JPEGs overlapped
+// with onnxruntime calls — against a bare InferenceSession.run loop over the same batches,
+// pre-decoded, with the same threads. Two models: the cut backbone (TrainModel's features)
+// and the merged classifier (Validate).
+
+const BATCH = 32;
+const MOBILENET = resolve(SHARED_SAMPLE_DIR, '../../models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx');
+const CLASSES = 120;
+
+interface Setup {
+  model: Uint8Array;
+  outputDim: number;
+  spec: PreprocessSpec;
+  backbone: string;
+}
+
+function models(): { features: Setup; validation: Setup } {
+  const real = existsSync(MOBILENET);
+  const bytes = real ? readFileSync(MOBILENET) : buildTinyBackbone({ inputSize: TINY_INPUT });
+  const spec: PreprocessSpec = real
+    ? IMAGENET_PREPROCESS
+    : { ...IMAGENET_PREPROCESS, resizeShorter: 73, cropSize: TINY_INPUT };
+  const backbone = real ? 'mobilenetv2-12-int8' : 'tiny (../shared absent)';
+  const parsed = loadModel(bytes, 'backbone');
+  const cut = findFeatureCut(parsed);
+  const rand = mulberry32(1);
+  const weights = Float32Array.from({ length: cut.featureDim * CLASSES }, () => (rand() - 0.5) * 0.01);
+  const head = {
+    inputDim: cut.featureDim,
+    classes: CLASSES,
+    layers: [{ weights, bias: new Float32Array(CLASSES), inDim: cut.featureDim, outDim: CLASSES }],
+  };
+  return {
+    features: { model: cutAtFeature(parsed, cut), outputDim: cut.featureDim, spec, backbone },
+    validation: {
+      model: mergeHead(bytes, cut, head, {}),
+      outputDim: CLASSES,
+      spec,
+      backbone: `${backbone} + ${CLASSES}-class head`,
+    },
+  };
+}
+
+async function measure(setup: Setup, jpegs: Buffer[], runs: number, label: string) {
+  const { spec } = setup;
+  const threads = availableParallelism();
+  const tensors = await Promise.all(jpegs.map((j, i) => evalView(j, spec, `img-${i}`)));
+  const size = 3 * spec.cropSize * spec.cropSize;
+  const batches: ort.Tensor[] = [];
+  for (let i = 0; i < tensors.length; i += BATCH) {
+    const group = tensors.slice(i, i + BATCH);
+    const data = new Float32Array(group.length * size);
+    group.forEach((t, k) => {
+      data.set(t, k * size);
+    });
+    batches.push(new ort.Tensor('float32', data, [group.length, 3, spec.cropSize, spec.cropSize]));
+  }
+  const runner = await OnnxBatchModel.create(setup.model, { outputDim: setup.outputDim, spec, threads });
+  const bare = await ort.InferenceSession.create(setup.model, {
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: 'all',
+  });
+  async function* items() {
+    yield* jpegs.map((jpeg, i) => ({ jpeg, i }));
+  }
+  const m = await interleavedBest(runs, label, {
+    pipeline: () =>
+      runBatched(
+        items(),
+        async (x) => ({ tensors: [await evalView(x.jpeg, spec, `img-${x.i}`)], label: 0 }),
+        runner,
+        {
+          batchSize: BATCH,
+          table: new RowTable(setup.outputDim),
+        },
+      ),
+    bareSessionRun: async () => {
+      for (const b of batches) await bare.run({ [bare.inputNames[0]!]: b });
+    },
+  });
+  await runner.release();
+  await bare.release();
+  const ratio = m.bareSessionRun.seconds / m.pipeline.seconds;
+  return {
+    model: setup.backbone,
+    intraOpThreads: threads,
+    provider: runner.provider,
+    pipeline: {
+      imagesPerSec: round(jpegs.length / m.pipeline.seconds, 1),
+      allSeconds: m.pipeline.allSeconds,
+    },
+    bareSessionRun: {
+      imagesPerSec: round(jpegs.length / m.bareSessionRun.seconds, 1),
+      allSeconds: m.bareSessionRun.allSeconds,
+    },
+    ratio: round(ratio, 3),
+  };
+}
+
+export async function benchBatchedInference(_dir: string, quick: boolean): Promise<Record<string, unknown>> {
+  const images = quick ? 64 : 256;
+  // What TrainModel and Validate read: Preprocess output, shorter side 256.
+  const jpegs = await makeJpegs(images, () => ({ width: 341, height: 256 }));
+  const runs = quick ? 1 : 3;
+  const { features, validation } = models();
+  const f = await measure(features, jpegs, runs, 'features');
+  const v = await measure(validation, jpegs, runs, 'validation');
+  return {
+    images,
+    batch: BATCH,
+    inputJpegs: '341x256 (Preprocess output)',
+    features: {
+      goal: 'images/s >= 0.9 x bare InferenceSession.run, same batches and threads',
+      meetsGoal: f.ratio >= 0.9,
+      ...f,
+    },
+    validation: {
+      goal: 'images/s >= 0.85 x bare InferenceSession.run, same batch size and threads',
+      meetsGoal: v.ratio >= 0.85,
+      ...v,
+    },
+  };
+}
