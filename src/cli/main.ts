@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -5,9 +6,10 @@ import { DEFAULTS } from '../config.ts';
 import { writeSampleTarball } from '../dataset/sample-data.ts';
 import { parseSplitRatios } from '../dataset/split.ts';
 import { errorMessage, InputError } from '../errors.ts';
+import { DEFINITION_PATH } from '../local/definition.ts';
 import { runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
-import type { PipelineConfig, ShardTask } from '../types.ts';
+import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
 import { printRunSummary, runSummary } from './summary.ts';
@@ -42,17 +44,28 @@ in ImageFolder layout (<class>/<image>), e.g. ../shared/data/stanford-dogs-sampl
 Workspace: --workspace, else $DOGBREED_WORKSPACE, else ./.dogbreed (kept between runs).
 `;
 
-/** The Preprocess Map fans out over the shard plan that BuildManifests put in the state. */
-function mapItems(_state: string, input: unknown): unknown[] {
-  const shards = (input as { manifests?: { shards?: unknown } } | null)?.manifests?.shards;
-  return Array.isArray(shards) ? shards : [];
+/** The Map states' ItemsPath (a plain `$.a.b` path), read from the definition the run executes. */
+const ITEMS_PATHS = Object.fromEntries(
+  Object.entries(
+    (JSON.parse(readFileSync(DEFINITION_PATH, 'utf8')) as { States: Record<string, { ItemsPath?: string }> })
+      .States,
+  )
+    .filter(([, s]) => s.ItemsPath)
+    .map(([name, s]) => [name, s.ItemsPath!.replace(/^\$\.?/, '').split('.')]),
+);
+
+function mapItems(state: string, input: unknown): unknown[] {
+  let value = input;
+  for (const part of ITEMS_PATHS[state] ?? []) value = (value as Record<string, unknown> | null)?.[part];
+  return Array.isArray(value) ? value : [];
 }
 
+/** A shard of the Preprocess plan or of the Validate fan-out, in words. */
 function describeShard(item: unknown, index: number): string {
-  const shard = item as Partial<ShardTask> | undefined;
-  return shard?.split !== undefined
-    ? `${shard.split} shard ${shard.index} (${shard.count} images)`
-    : `item ${index}`;
+  const shard = item as Partial<ShardTask & ValidationTask> | undefined;
+  if (shard?.split !== undefined) return `${shard.split} shard ${shard.index} (${shard.count} images)`;
+  if (shard?.shardKey !== undefined) return `test shard ${shard.index} (${shard.count} images)`;
+  return `item ${index}`;
 }
 
 export const SAMPLE_DEFAULTS = { classes: 10, perClass: 30, seed: 1 };

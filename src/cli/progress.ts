@@ -31,7 +31,7 @@ export class Progress {
         if (e.state.type === 'Map') {
           const items = this.itemsOf(e.state.name, e.state.input);
           this.maps.set(e.state.name, { items, done: 0 });
-          this.write(`▶ ${e.state.name} (${items.length} item${items.length === 1 ? '' : 's'})`);
+          this.write(`▶ ${e.state.name} (${items.length} shard${items.length === 1 ? '' : 's'})`);
         } else this.write(`▶ ${e.state.name}`);
         return;
       case 'StateExited':

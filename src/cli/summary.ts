@@ -112,7 +112,7 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
   log('');
   log('state                 seconds  status');
   for (const t of s.timings) {
-    const extra = t.iterations ? ` (${t.iterations} shards)` : '';
+    const extra = t.iterations ? ` (${t.iterations} shard${t.iterations === 1 ? '' : 's'})` : '';
     log(`${t.state.padEnd(20)} ${t.seconds.toFixed(2).padStart(8)}  ${t.status}${extra}`);
   }
   log('');

@@ -134,7 +134,6 @@ export const HEATMAP_SCRIPT = `(function () {
   }
 
   function draw() {
-    noSuchFunction();
     var cell = Number(zoom.value);
     var only = topOnly.checked;
     var size = MARGIN + n * cell;

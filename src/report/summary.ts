@@ -8,7 +8,7 @@ import type { TrainingRecord } from './types.ts';
 
 export function identity(m: MetricsReport, training: TrainingRecord | undefined): Html {
   const row = (label: string, value: string | Html, title?: string) =>
-    html`<div><dt>${label}</dt><dd title="${title ?? ''}">${value}</dd></div>`;
+    html`<div><dt>${label}</dt><dd${title ? html` title="${title}"` : undefined}>${value}</dd></div>`;
   return html`<dl class="identity">
 ${row('Run', m.runId)}
 ${row('Created', m.createdAt)}

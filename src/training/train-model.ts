@@ -136,7 +136,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       {
         batchSize: cfg.featureBatch,
         table: tables.train,
-        onBatch: (rows) => progress(`features: train ${rows} views`),
+        onBatch: every(1000, (rows) => progress(`features: train ${rows} views`)),
       },
     );
     await runBatched(
@@ -149,13 +149,16 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       {
         batchSize: cfg.featureBatch,
         table: tables.val,
-        onBatch: (rows) => progress(`features: val ${rows} images`),
+        onBatch: every(1000, (rows) => progress(`features: val ${rows} images`)),
       },
     );
   } finally {
     await extractor.release();
   }
   const featureSeconds = (Date.now() - featuresStarted) / 1000;
+  progress(
+    `features: ${tables.train.rows} train views of ${imageCounts.train} images, ${tables.val.rows} val images in ${featureSeconds.toFixed(1)} s`,
+  );
   const present = new Set(tables.train.labels);
   const missing = labels.filter((l) => !present.has(l.index));
   if (missing.length > 0) {
@@ -247,6 +250,16 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     metadata: { sha256: training.modelSha256 },
   });
   return { ...out, bestEpoch: result.bestEpoch, valAccuracy: best.valAccuracy };
+}
+
+/** Calls `fn` when the count passes each multiple of `step`: progress without a line per batch. */
+function every(step: number, fn: (n: number) => void): (n: number) => void {
+  let next = step;
+  return (n) => {
+    if (n < next) return;
+    fn(n);
+    next = (Math.floor(n / step) + 1) * step;
+  };
 }
 
 function checkInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void {

@@ -39,7 +39,10 @@ const FLAGS = [
 ];
 
 async function runChromium(args: string[], timeoutMs: number): Promise<string> {
-  if (!CHROMIUM) throw new Error(`chromium not found (looked for ${[process.env.CHROMIUM_PATH ?? '$CHROMIUM_PATH', ...CANDIDATES].join(', ')}); install it`);
+  if (!CHROMIUM)
+    throw new Error(
+      `chromium not found (looked for ${[process.env.CHROMIUM_PATH ?? '$CHROMIUM_PATH', ...CANDIDATES].join(', ')}); install it`,
+    );
   const profile = await mkdtemp(join(tmpdir(), 'report-chromium-'));
   try {
     return await new Promise<string>((resolve, reject) => {

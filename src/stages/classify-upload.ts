@@ -1,0 +1,372 @@
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { DEFAULTS } from '../config.ts';
+import { sniffImage } from '../dataset/image-sniff.ts';
+import { parseClassName } from '../dataset/profiles.ts';
+import { errorMessage, InputError, NotFoundError, TransientError } from '../errors.ts';
+import { preprocessImage, resizedSize } from '../imaging/preprocess-image.ts';
+import { logger } from '../log.ts';
+import { evalView } from '../model/image-tensor.ts';
+import { loadServingModel, type ServingModel } from '../model/serving-model.ts';
+import { topK } from '../model/top-k.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import type { ImageFormat } from '../types.ts';
+import { array, object, string } from '../validate.ts';
+import { keys } from './keys.ts';
+import type { Champion } from './write-report.ts';
+
+// Upload classification: uploads/<name> → predictions/<name>.json, with the champion model
+// (models/current.json), preprocessed exactly as Preprocess + Validate see images. Bad input
+// never throws: it becomes an error document where the prediction would be, so a broken upload
+// costs one invocation, not a retry storm. Only transient S3 trouble throws (Lambda retries).
+
+export const UPLOAD_PREFIX = 'uploads/';
+export const PREDICTION_PREFIX = 'predictions/';
+const IMAGE_SUFFIX = /\.(jpe?g|png|webp)$/i;
+const TOP_K = 5;
+
+/** Whether S3 notifications for this key should be classified (others are ignored). */
+export function isUploadImageKey(key: string): boolean {
+  return key.startsWith(UPLOAD_PREFIX) && IMAGE_SUFFIX.test(key.slice(UPLOAD_PREFIX.length));
+}
+
+/** uploads/a/b.jpg → predictions/a/b.jpg.json */
+export function predictionKeyFor(uploadKey: string): string {
+  return `${PREDICTION_PREFIX}${uploadKey.slice(UPLOAD_PREFIX.length)}.json`;
+}
+
+/** S3 notifications carry keys form-encoded: `+` is a space, the rest percent-encoded UTF-8. */
+export function decodeEventKey(raw: string): string {
+  return decodeURIComponent(raw.replaceAll('+', ' '));
+}
+
+export interface UploadLimits {
+  maxBytes: number;
+  /** Width × height from the header, checked before any pixel is decoded. */
+  maxPixels: number;
+}
+
+export const DEFAULT_UPLOAD_LIMITS: Readonly<UploadLimits> = {
+  maxBytes: 20 * 1024 * 1024,
+  maxPixels: 40_000_000,
+};
+
+/** DOGBREED_UPLOAD_MAX_BYTES and DOGBREED_UPLOAD_MAX_PIXELS, else the defaults. */
+export function uploadLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): UploadLimits {
+  const read = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new InputError(
+        `${name} must be a positive whole number, got "${raw}": fix the function's environment`,
+      );
+    }
+    return n;
+  };
+  return {
+    maxBytes: read('DOGBREED_UPLOAD_MAX_BYTES', DEFAULT_UPLOAD_LIMITS.maxBytes),
+    maxPixels: read('DOGBREED_UPLOAD_MAX_PIXELS', DEFAULT_UPLOAD_LIMITS.maxPixels),
+  };
+}
+
+export type UploadErrorCode =
+  | 'NotFound'
+  | 'EmptyObject'
+  | 'TooLarge'
+  | 'NotAnImage'
+  | 'UnsupportedFormat'
+  | 'CorruptImage'
+  | 'TooManyPixels'
+  | 'NoChampion'
+  | 'ModelUnavailable'
+  | 'InternalError';
+
+export interface BreedScore {
+  rank: number;
+  breed: string;
+  /** The class folder name the model was trained on, e.g. n02085620-Chihuahua. */
+  class: string;
+  wnid?: string;
+  probability: number;
+}
+
+interface PredictionBase {
+  schemaVersion: 1;
+  bucket: string;
+  key: string;
+  model?: { runId: string; key: string; sha256: string };
+  image?: { bytes: number; width?: number; height?: number; format?: ImageFormat };
+  tookMs: number;
+  classifiedAt: string;
+}
+
+export interface UploadPrediction extends PredictionBase {
+  top5: BreedScore[];
+  model: { runId: string; key: string; sha256: string };
+}
+
+export interface UploadFailure extends PredictionBase {
+  error: { code: UploadErrorCode; message: string };
+}
+
+export type PredictionDocument = UploadPrediction | UploadFailure;
+
+/** An upload this function cannot classify: written as an error document, never thrown out. */
+class Rejected extends Error {
+  constructor(
+    readonly code: UploadErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+
+/** TransientError as is; a connection dropped mid-body (raw socket error) becomes one. */
+function transient(err: unknown): TransientError | undefined {
+  if (err instanceof TransientError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code && NETWORK_CODES.has(code) ? new TransientError(errorMessage(err)) : undefined;
+}
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+
+/** The object's bytes, read no further than the limit, so a huge upload cannot exhaust memory. */
+async function readUpload(store: ObjectStore, key: string, maxBytes: number): Promise<Buffer> {
+  let stream: Readable;
+  try {
+    stream = await store.getStream(key);
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      throw new Rejected('NotFound', `${key} no longer exists (deleted before it was read): upload it again`);
+    }
+    throw err;
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw new Rejected(
+        'TooLarge',
+        `${key} is over the ${mib(maxBytes)} limit (DOGBREED_UPLOAD_MAX_BYTES): upload a smaller image`,
+      );
+    }
+    chunks.push(chunk as Buffer);
+  }
+  if (total === 0) throw new Rejected('EmptyObject', `${key} is empty (0 bytes): upload the image again`);
+  return Buffer.concat(chunks);
+}
+
+/** models/current.json, re-read only when its ETag changes: one HEAD per upload. */
+let champion: { id: string; value: Champion } | undefined;
+
+async function currentChampion(store: ObjectStore): Promise<Champion> {
+  const info = await store.head(keys.champion());
+  if (!info) {
+    throw new Rejected(
+      'NoChampion',
+      `no champion model yet (s3://${store.bucket}/${keys.champion()} is missing): run \`dogbreed run\` first, then upload again`,
+    );
+  }
+  const id = `${store.bucket}@${info.etag}`;
+  if (champion?.id !== id) champion = { id, value: await store.getJson<Champion>(keys.champion()) };
+  return champion.value;
+}
+
+async function championModel(store: ObjectStore): Promise<{ champion: Champion; model: ServingModel }> {
+  const current = await currentChampion(store);
+  try {
+    return { champion: current, model: await loadServingModel(store, current.modelKey) };
+  } catch (err) {
+    if (transient(err)) throw err;
+    throw new Rejected(
+      'ModelUnavailable',
+      `the champion model of run ${current.runId} cannot be loaded (${errorMessage(err)}): run \`dogbreed run\` to train and promote a new one`,
+    );
+  }
+}
+
+/** The shorter side Preprocess gave the training images, so serving sees the same pixels. */
+function trainedShorterSide(model: ServingModel): number {
+  const trained = model.meta.provenance.shardShorterSide;
+  return typeof trained === 'number' ? trained : DEFAULTS.resizeShorter;
+}
+
+/** Header only: format and size, and the pixel limit, before anything is decoded. */
+function checkHeader(key: string, bytes: Buffer, maxPixels: number) {
+  const sniffed = sniffImage(bytes);
+  if (!sniffed.ok) {
+    const code = sniffed.reason.startsWith('not an image')
+      ? 'NotAnImage'
+      : sniffed.reason.startsWith('unsupported image format')
+        ? 'UnsupportedFormat'
+        : 'CorruptImage';
+    const hint = code === 'CorruptImage' ? 'upload the whole file again' : 'upload a JPEG, PNG or WebP image';
+    throw new Rejected(code, `${key}: ${sniffed.reason}: ${hint}`);
+  }
+  const pixels = sniffed.width * sniffed.height;
+  if (pixels > maxPixels) {
+    throw new Rejected(
+      'TooManyPixels',
+      `${key} is ${sniffed.width}×${sniffed.height} = ${pixels} pixels, over the limit of ${maxPixels} (DOGBREED_UPLOAD_MAX_PIXELS): upload a smaller image`,
+    );
+  }
+  return sniffed;
+}
+
+async function classify(
+  key: string,
+  bytes: Buffer,
+  served: { champion: Champion; model: ServingModel },
+  limits: UploadLimits,
+) {
+  const { model } = served;
+  const header = checkHeader(key, bytes, limits.maxPixels);
+  const resizeShorter = trainedShorterSide(model);
+  // An extreme aspect ratio makes the resized image, not the upload, the bomb.
+  const target = resizedSize(header.width, header.height, resizeShorter);
+  if (target.width * target.height > limits.maxPixels) {
+    throw new Rejected(
+      'TooManyPixels',
+      `${key}: aspect ratio too extreme (${header.width}×${header.height}): upload a less elongated image`,
+    );
+  }
+  let tensor: Float32Array;
+  let shown: { width: number; height: number };
+  try {
+    const pre = await preprocessImage(bytes, { resizeShorter, maxPixels: limits.maxPixels, name: key });
+    shown = { width: pre.sourceWidth, height: pre.sourceHeight };
+    tensor = await evalView(pre.jpeg, model.meta.preprocess, key);
+  } catch (err) {
+    throw new Rejected('CorruptImage', `${errorMessage(err)}: upload the whole file again`);
+  }
+  const labels = model.meta.labels;
+  const probabilities = await model.runner.run([tensor]);
+  const top5 = topK(probabilities, 0, labels.length, TOP_K).map(({ label, probability }, i) => {
+    const { wnid, breed } = parseClassName(labels[label]!);
+    return { rank: i + 1, breed, class: labels[label]!, ...(wnid ? { wnid } : {}), probability };
+  });
+  return { top5, image: { bytes: bytes.length, ...shown, format: header.format } };
+}
+
+export interface UploadRef {
+  /** The decoded object key, under uploads/. */
+  key: string;
+  /** The size the notification reported: a larger upload is refused without reading it. */
+  size?: number;
+}
+
+/**
+ * Classifies one upload and writes predictions/<name>.json: the top-5 breeds, or an error.
+ * Throws only when nothing could be written (S3 trouble), TransientError when a retry may help.
+ */
+export async function classifyUpload(
+  store: ObjectStore,
+  upload: UploadRef,
+  limits: UploadLimits,
+): Promise<PredictionDocument> {
+  const started = performance.now();
+  const { key } = upload;
+  if (!isUploadImageKey(key)) throw new InputError(`${key} is not an image under ${UPLOAD_PREFIX}`);
+  const base = { schemaVersion: 1 as const, bucket: store.bucket, key };
+  const finish = () => ({
+    tookMs: Math.round((performance.now() - started) * 10) / 10,
+    classifiedAt: new Date().toISOString(),
+  });
+  let doc: PredictionDocument;
+  let served: { champion: Champion; model: ServingModel } | undefined;
+  let bytes: Buffer | undefined;
+  try {
+    if (upload.size !== undefined && upload.size > limits.maxBytes) {
+      throw new Rejected(
+        'TooLarge',
+        `${key} is ${mib(upload.size)}, over the ${mib(limits.maxBytes)} limit (DOGBREED_UPLOAD_MAX_BYTES): upload a smaller image`,
+      );
+    }
+    // The image and the model are fetched side by side; the image's problems are reported first.
+    const [read, model] = await Promise.allSettled([
+      readUpload(store, key, limits.maxBytes),
+      championModel(store),
+    ]);
+    if (read.status === 'rejected') throw read.reason;
+    bytes = read.value;
+    if (model.status === 'rejected') throw model.reason;
+    served = model.value;
+    const result = await classify(key, bytes, served, limits);
+    doc = { ...base, top5: result.top5, model: modelInfo(served), image: result.image, ...finish() };
+  } catch (err) {
+    const retry = transient(err);
+    if (retry) throw retry;
+    const rejected =
+      err instanceof Rejected
+        ? err
+        : new Rejected(
+            'InternalError',
+            `${errorMessage(err)}: upload the image again; if it recurs, report it`,
+          );
+    doc = {
+      ...base,
+      error: { code: rejected.code, message: rejected.message },
+      ...(served ? { model: modelInfo(served) } : {}),
+      ...(bytes ? { image: imageInfo(bytes) } : {}),
+      ...finish(),
+    };
+  }
+  await store.putJson(predictionKeyFor(key), doc);
+  if ('error' in doc) logger.warn(`${key}: ${doc.error.message}`, { key, code: doc.error.code });
+  else logger.info(`${key}: ${doc.top5[0]?.breed} ${doc.top5[0]?.probability.toFixed(3)}`, { key });
+  return doc;
+}
+
+/** What the header says about an upload that could not be classified, as far as it says. */
+function imageInfo(bytes: Buffer): PredictionBase['image'] {
+  const sniffed = sniffImage(bytes);
+  return sniffed.ok
+    ? { bytes: bytes.length, width: sniffed.width, height: sniffed.height, format: sniffed.format }
+    : { bytes: bytes.length };
+}
+
+function modelInfo(served: { champion: Champion; model: ServingModel }) {
+  return { runId: served.champion.runId, key: served.champion.modelKey, sha256: served.model.sha256 };
+}
+
+export interface UploadRecord extends UploadRef {
+  bucket: string;
+}
+
+/**
+ * The ObjectCreated records of an S3 notification that name an image under uploads/, keys
+ * decoded. Anything else (other prefixes, other suffixes, removals, S3's test event) is ignored.
+ */
+export function uploadRecords(event: unknown): { uploads: UploadRecord[]; ignored: number } {
+  const e = object(event, 'event');
+  // Sent once when a notification is configured; it has no Records.
+  if (e.Event === 's3:TestEvent') return { uploads: [], ignored: 0 };
+  const records = array(e.Records, 'event.Records');
+  const uploads: UploadRecord[] = [];
+  records.forEach((r, i) => {
+    const path = `event.Records[${i}]`;
+    const record = object(r, path);
+    if (typeof record.eventName !== 'string' || !record.eventName.startsWith('ObjectCreated:')) return;
+    const s3 = object(record.s3, `${path}.s3`);
+    const bucket = string(object(s3.bucket, `${path}.s3.bucket`).name, `${path}.s3.bucket.name`);
+    const obj = object(s3.object, `${path}.s3.object`);
+    const raw = string(obj.key, `${path}.s3.object.key`);
+    let key: string;
+    try {
+      key = decodeEventKey(raw);
+    } catch {
+      logger.warn(
+        `${path}.s3.object.key ${JSON.stringify(raw)} is not URL-encoded as S3 sends keys: ignored`,
+      );
+      return;
+    }
+    if (!isUploadImageKey(key)) return;
+    uploads.push({ bucket, key, ...(typeof obj.size === 'number' ? { size: obj.size } : {}) });
+  });
+  return { uploads, ignored: records.length - uploads.length };
+}
