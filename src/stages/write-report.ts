@@ -6,7 +6,7 @@ import { logger } from '../log.ts';
 import { computeMetrics } from '../metrics/compute.ts';
 import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
 import type { MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
-import { renderReportHtml } from '../report/html.ts';
+import { renderReportHtml, worstClasses } from '../report/html.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
 import { keys } from './keys.ts';
@@ -53,7 +53,6 @@ interface TrainingRecord {
   hyperparameters?: Record<string, unknown>;
 }
 
-const WORST_CLASSES = 10;
 const THUMBS_PER_CLASS = 3;
 
 async function readPredictions(
