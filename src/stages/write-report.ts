@@ -85,9 +85,7 @@ async function thumbnails(
   metrics: ReturnType<typeof computeMetrics>,
   labels: string[],
 ) {
-  const worst = [...metrics.perClass]
-    .sort((a, b) => a.f1 - b.f1 || a.index - b.index)
-    .slice(0, WORST_CLASSES);
+  const worst = worstClasses(metrics.perClass);
   const wanted = new Map<string, { actual: string; predicted: string; probability: number }>();
   for (const c of worst) {
     let taken = 0;
