@@ -83,7 +83,9 @@ function print(o: Outcome, bucket: string, timeoutS: number, out: Out): void {
     out(`${o.file}: ${r.top5[0]?.breed} (${((r.top5[0]?.probability ?? 0) * 100).toFixed(1)}%)`);
     out(`  ${'breed'.padEnd(34)} probability`);
     for (const s of r.top5) out(`  ${s.breed.padEnd(34)} ${s.probability.toFixed(3).padStart(11)}`);
-    const size = r.image?.width ? `${r.image.width}×${r.image.height} ${r.image.format?.toUpperCase()} · ` : '';
+    const size = r.image?.width
+      ? `${r.image.width}×${r.image.height} ${r.image.format?.toUpperCase()} · `
+      : '';
     out(`  model of run ${r.model.runId} · ${size}${r.tookMs} ms · ${at(o.prediction)}`);
   }
 }

@@ -82,8 +82,13 @@ export function attachUploadTrigger(s3: LocalS3): UploadTrigger {
     for (const record of event.Records) {
       const key = record.s3.object.key;
       if (!record.eventName.startsWith('ObjectCreated:') || !isUploadImageKey(key)) continue;
-      const encoded = { ...record, s3: { ...record.s3, object: { ...record.s3.object, key: encodeEventKey(key) } } };
-      const next = (queues.get(key) ?? Promise.resolve()).then(() => (attached ? invoke(encoded) : undefined));
+      const encoded = {
+        ...record,
+        s3: { ...record.s3, object: { ...record.s3.object, key: encodeEventKey(key) } },
+      };
+      const next = (queues.get(key) ?? Promise.resolve()).then(() =>
+        attached ? invoke(encoded) : undefined,
+      );
       queues.set(key, next);
       void next.finally(() => {
         if (queues.get(key) === next) queues.delete(key);
