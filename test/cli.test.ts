@@ -4,30 +4,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../src/cli/summary.ts';
+import { cli } from './helpers/cli.ts';
 
 const run = promisify(execFile);
-
-/** Runs the CLI in-process, capturing what it writes. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (sink: string[]) => (s: string | Uint8Array) => {
-    sink.push(String(s));
-    return true;
-  };
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('dogbreed CLI', () => {
   let dir: string;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withWorkspaceStore } from '../src/cli/workspace.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { readTar } from '../src/dataset/tar-reader.ts';
 import { packTar } from '../src/dataset/tar-writer.ts';
@@ -15,7 +16,7 @@ import { runStateMachine } from '../src/local/step-functions.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
 import { validateShard } from '../src/stages/validate-shard.ts';
 import { writeReport } from '../src/stages/write-report.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
+import type { ObjectStore } from '../src/storage/object-store.ts';
 import type {
   FailureReport,
   IndexRow,
@@ -27,8 +28,8 @@ import type {
 import { parseJsonl } from '../src/util/jsonl.ts';
 import { testAccuracy } from './helpers/evaluate.ts';
 
-// The deployed ASL file run by the local engine against the real local S3, end to end up to
-// the preprocessing fan-out, and its failure paths.
+// The deployed ASL file run by the local engine against the real local S3, end to end (dataset
+// to report and promotion), and its failure paths.
 
 let workspace: string;
 let sampleTar: string;
@@ -36,18 +37,9 @@ let sampleTar: string;
 let first: Awaited<ReturnType<typeof runLocalPipeline>>;
 
 /** Opens the workspace's S3 data with a fresh server, to inspect what a run left. */
-async function inspect<T>(fn: (store: S3ObjectStore) => Promise<T>): Promise<T> {
-  const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
-  try {
-    return await fn(
-      new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET),
-    );
-  } finally {
-    await s3.close();
-  }
-}
+const inspect = <T>(fn: (store: ObjectStore) => Promise<T>) => withWorkspaceStore(workspace, fn);
 
-async function shardEntries(store: S3ObjectStore, key: string) {
+async function shardEntries(store: ObjectStore, key: string) {
   const entries: { name: string; data: Buffer }[] = [];
   for await (const e of readTar(await store.getStream(key)))
     entries.push({ name: e.name, data: Buffer.from(e.data!) });

@@ -1,8 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withWorkspaceStore } from '../src/cli/workspace.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { runLocalPipeline } from '../src/local/pipeline.ts';
@@ -10,25 +9,9 @@ import type { MetricsReport } from '../src/metrics/types.ts';
 import type { RunSummaryRow } from '../src/stages/runs.ts';
 import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
+import { cli } from './helpers/cli.ts';
 
 // `dogbreed runs | report | compare | evaluate` against a workspace with real runs in it.
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (sink: string[]) => (s: string | Uint8Array) => {
-    sink.push(String(s));
-    return true;
-  };
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
-  try {
-    return { code: await main(args), stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('reading runs', () => {
   let workspace: string;

@@ -2,16 +2,10 @@
 // misclassified test images to show.
 
 import type { MetricsReport } from '../metrics/types.ts';
+import type { EpochLog } from '../model/train-head.ts';
 
-/** One epoch of runs/<runId>/model/training.json (the EpochLog of train-head.ts). */
-export interface EpochRecord {
-  epoch: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  valLoss: number;
-  valAccuracy: number;
-  seconds: number;
-}
+/** One epoch of runs/<runId>/model/training.json. */
+export type EpochRecord = EpochLog;
 
 /** The part of training.json the report reads. */
 export interface TrainingRecord {

@@ -6,7 +6,7 @@ import { logger } from '../log.ts';
 import { computeMetrics } from '../metrics/compute.ts';
 import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
 import type { MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
-import { renderReportHtml, worstClasses } from '../report/html.ts';
+import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
 import { keys } from './keys.ts';
@@ -36,21 +36,11 @@ export interface WriteReportResult {
   promoted: boolean;
 }
 
-interface TrainingRecord {
+/** The part of training.json the report needs, beyond what report.html draws. */
+interface TrainingFile extends TrainingRecord {
   backbone: { source: string };
-  bestEpoch: number;
   valAccuracy: number;
   modelSha256: string;
-  epochs: {
-    epoch: number;
-    trainLoss: number;
-    trainAccuracy: number;
-    valLoss: number;
-    valAccuracy: number;
-    seconds: number;
-  }[];
-  backend: string;
-  hyperparameters?: Record<string, unknown>;
 }
 
 const THUMBS_PER_CLASS = 3;
@@ -121,7 +111,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
   const { runId, config } = event;
   const { shards, all } = await readPredictions(store, event);
   const { classes } = await store.getJson<{ classes: string[] }>(keys.classes(runId));
-  const training = await store.getJson<TrainingRecord>(keys.modelTraining(runId));
+  const training = await store.getJson<TrainingFile>(keys.modelTraining(runId));
   const classInfo = classes.map((c, index) => ({ index, class: c, breed: parseClassName(c).breed }));
   const computed = computeMetrics(all, classInfo);
   const gate = evaluateGate(computed, config.gate);

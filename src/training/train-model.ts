@@ -12,7 +12,7 @@ import {
 } from '../model/onnx-graph.ts';
 import { fitStandardizer, foldStandardizer, standardize, toStandardized } from '../model/standardize.ts';
 import { loadTf } from '../model/tf-backend.ts';
-import { trainHead } from '../model/train-head.ts';
+import { type EpochLog, trainHead } from '../model/train-head.ts';
 import type { BackboneClassifier, FeatureCut, PreprocessSpec } from '../model/types.ts';
 import { keys } from '../stages/keys.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
@@ -273,16 +273,6 @@ function checkInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void
   }
 }
 
-function formatEpoch(
-  e: {
-    epoch: number;
-    trainLoss: number;
-    trainAccuracy: number;
-    valLoss: number;
-    valAccuracy: number;
-    seconds: number;
-  },
-  epochs: number,
-): string {
+function formatEpoch(e: EpochLog, epochs: number): string {
   return `epoch ${e.epoch}/${epochs} train loss ${e.trainLoss.toFixed(4)} acc ${e.trainAccuracy.toFixed(4)} · val loss ${e.valLoss.toFixed(4)} acc ${e.valAccuracy.toFixed(4)} · ${e.seconds.toFixed(1)}s`;
 }

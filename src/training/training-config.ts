@@ -1,4 +1,5 @@
 import { InputError } from '../errors.ts';
+import type { HeadTrainingOptions } from '../model/train-head.ts';
 import type { PreprocessSpec } from '../model/types.ts';
 import { array, integer, number, object, oneOf, optional, string } from '../validate.ts';
 
@@ -6,7 +7,8 @@ import { array, integer, number, object, oneOf, optional, string } from '../vali
 // about the backbone and the head, with the defaults. It travels to the Batch container as one
 // small JSON environment variable (Batch refuses container overrides over 8 KiB).
 
-export interface TrainingConfig {
+/** The head's hyperparameters (hidden, dropout, weightDecay, …: see train-head.ts), and the rest. */
+export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate' | 'init' | 'onEpoch'> {
   /** `tiny` (built in, for the synthetic sample) or an ONNX ImageNet classifier: https://, s3://, file://, path. */
   backbone: string;
   /** The backbone's preprocessing; ImageNet defaults for URIs, the tiny backbone's own for `tiny`. */
@@ -19,17 +21,9 @@ export interface TrainingConfig {
   initFromBackbone: boolean;
   /** Augmented views per training image, besides its evaluation view. */
   views: number;
-  hidden: number;
-  dropout: number;
   /** Adam's learning rate; unset: 1e-4 when the head starts from the backbone's own classifier
    * rows (fine-tuning a classifier that is already good), 3e-3 from a random start. */
   learningRate?: number;
-  weightDecay: number;
-  labelSmoothing: number;
-  batchSize: number;
-  epochs: number;
-  patience: number;
-  seed: number;
   /** Images per onnxruntime call when computing features. */
   featureBatch: number;
 }
