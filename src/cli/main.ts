@@ -190,7 +190,7 @@ async function runCommand(args: string[]): Promise<number> {
       onEvent: progress.onEvent,
       signal: abort.signal,
     });
-    const summary = runSummary(result, workspace);
+    const summary = runSummary(result);
     if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else printRunSummary(summary, log);
     if (interrupted) return 130;

@@ -47,7 +47,7 @@ interface PipelineOutput {
   training: { jobId: string };
 }
 
-export function runSummary(result: LocalRunResult, _workspace: string): RunSummary {
+export function runSummary(result: LocalRunResult): RunSummary {
   const summary: RunSummary = {
     runId: result.runId,
     status: result.status,
