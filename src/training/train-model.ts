@@ -6,7 +6,7 @@ import { evalView, trainView } from '../model/image-tensor.ts';
 import {
   cutAtFeature,
   extractClassifier,
-  findFeatureCut,
+  findFeatureCutAsync,
   loadModel,
   mergeHead,
 } from '../model/onnx-graph.ts';
@@ -103,11 +103,11 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
 
   const backbone = await loadBackbone(cfg, store);
   const model = loadModel(backbone.bytes, backbone.source);
-  const cut: FeatureCut = await findFeatureCut(model, {
+  const cut: FeatureCut = await findFeatureCutAsync(model, {
     featureTensor: cfg.featureTensor,
     source: backbone.source,
   });
-  checkInput(cut, backbone.spec, backbone.source);
+  checkBackboneInput(cut, backbone.spec, backbone.source);
   const extractor = await OnnxBatchModel.create(cutAtFeature(model, cut), {
     outputDim: cut.featureDim,
     spec: backbone.spec,
@@ -262,13 +262,13 @@ function every(step: number, fn: (n: number) => void): (n: number) => void {
   };
 }
 
-function checkInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void {
+export function checkBackboneInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void {
   const [, a, b, c] = cut.inputShape;
   const [h, w, ch] = spec.layout === 'NCHW' ? [b, c, a] : [a, b, c];
   const fixed = (n: number | undefined, want: number) => n === undefined || n <= 0 || n === want;
   if (!fixed(ch, 3) || !fixed(h, spec.cropSize) || !fixed(w, spec.cropSize)) {
     throw new DataError(
-      `backbone ${source} takes input ${JSON.stringify(cut.inputShape)}, but the preprocessing gives ${spec.layout} 3×${spec.cropSize}×${spec.cropSize}: set the backbone's input size and layout (--backbone-size, --backbone-layout)`,
+      `backbone ${source} takes input ${JSON.stringify(cut.inputShape)}, but the preprocessing gives ${spec.layout} 3×${spec.cropSize}×${spec.cropSize}: set the backbone's preprocessing in the run configuration (training.preprocess: cropSize, resizeShorter, layout)`,
     );
   }
 }
