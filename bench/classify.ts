@@ -1,11 +1,14 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Context, S3Event } from 'aws-lambda';
 import { DEFAULTS } from '../src/config.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
+import { NotFoundError } from '../src/errors.ts';
 import { preprocessImage } from '../src/imaging/preprocess-image.ts';
 import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipeline.ts';
 import { startLocalS3 } from '../src/local/s3-server.ts';
@@ -18,19 +21,26 @@ import {
   uploadLimitsFromEnv,
 } from '../src/stages/classify-upload.ts';
 import type { Champion } from '../src/stages/write-report.ts';
+import type { ObjectInfo, ObjectStore, PutOptions } from '../src/storage/object-store.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
 import { makeJpegs } from './images.ts';
 import { SHARED_SAMPLE_DIR, TSNODE } from './paths.ts';
 import { progress, round, runChecked } from './util.ts';
 
-// Upload classification latency: the handler core (GET the upload, champion pointer and model
-// checks, preprocess, run, PUT the prediction) against the bare work on the same images in the
-// same process (decode + preprocess + session.run, bytes already in memory), taking turns image
-// by image. Cold start is a fresh child process (empty /tmp, so the model comes from S3).
+// Warm upload-classification latency: the handler core (read the upload, check the champion
+// pointer, preprocess, run, write the prediction) against the bare work on the same images in the
+// same process (decode + preprocess + session.run, bytes in memory), taking turns image by image.
+// The core runs on an in-memory store (its own overhead: the goal) and on the local S3 (what a
+// user waits for here). Cold start is a fresh child process with an empty /tmp, so the model
+// comes from S3 as in a new Lambda container.
 
 const GOAL_RATIO = 1.2;
 const MOBILENET = resolve(SHARED_SAMPLE_DIR, '../../models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx');
 const SELF = fileURLToPath(import.meta.url);
+
+function check(doc: PredictionDocument): void {
+  if ('error' in doc) throw new Error(`${doc.key}: ${doc.error.message}`);
+}
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -65,6 +75,56 @@ async function trainChampion(dir: string, workspace: string, quick: boolean) {
     throw new Error(`the champion run did not succeed and promote: ${run.error ?? ''} ${run.cause ?? ''}`);
   }
   return { backbone: real ? 'mobilenetv2-12-int8' : 'tiny', classes: run.metrics.counts.classes };
+}
+
+/**
+ * The store in memory, holding what classification reads: measures the handler's own work
+ * apart from the S3 server's (s3rver shares this process and takes ~3 ms per request).
+ */
+class MemoryStore implements ObjectStore {
+  readonly bucket = LOCAL_BUCKET;
+  private readonly objects = new Map<string, { body: Buffer; info: ObjectInfo }>();
+
+  async head(key: string) {
+    return this.objects.get(key)?.info;
+  }
+  async getBytes(key: string) {
+    const o = this.objects.get(key);
+    if (!o) throw new NotFoundError(`${key} does not exist`);
+    return o.body;
+  }
+  async getStream(key: string) {
+    return Readable.from([await this.getBytes(key)]);
+  }
+  async getText(key: string) {
+    return (await this.getBytes(key)).toString('utf8');
+  }
+  async getJson<T>(key: string) {
+    return JSON.parse(await this.getText(key)) as T;
+  }
+  async put(key: string, body: Buffer | string, opts: PutOptions = {}) {
+    const data = Buffer.from(body);
+    const etag = createHash('md5').update(data).digest('hex');
+    this.objects.set(key, { body: data, info: { size: data.length, etag, metadata: opts.metadata ?? {} } });
+  }
+  async putJson(key: string, value: unknown) {
+    await this.put(key, `${JSON.stringify(value, null, 2)}\n`);
+  }
+  upload(): Promise<void> {
+    throw new Error('not used by upload classification');
+  }
+  copy(): Promise<void> {
+    throw new Error('not used by upload classification');
+  }
+  delete(): Promise<void> {
+    throw new Error('not used by upload classification');
+  }
+  list(): AsyncIterable<{ key: string; size: number }> {
+    throw new Error('not used by upload classification');
+  }
+  forBucket(): ObjectStore {
+    return this;
+  }
 }
 
 const context = { getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
@@ -125,44 +185,56 @@ export async function benchClassify(dir: string, quick: boolean): Promise<Record
 
     const limits = uploadLimitsFromEnv();
     const pointer = await store.getJson<Champion>('models/current.json');
+    const memory = new MemoryStore();
+    for (const key of ['models/current.json', pointer.modelKey]) {
+      const info = await store.head(key);
+      await memory.put(key, await store.getBytes(key), { metadata: info?.metadata });
+    }
+    for (const [i, key] of keys.entries()) await memory.put(key, images[i]!);
     const model = await loadServingModel(store, pointer.modelKey);
     const trained = model.meta.provenance.shardShorterSide;
     const resizeShorter = typeof trained === 'number' ? trained : DEFAULTS.resizeShorter;
-    const bare = async (bytes: Buffer, name: string) => {
-      const pre = await preprocessImage(bytes, { resizeShorter, maxPixels: limits.maxPixels, name });
-      await model.runner.run([await evalView(pre.jpeg, model.meta.preprocess, name)]);
+    const contenders: Record<string, (i: number) => Promise<void>> = {
+      bare: async (i) => {
+        const pre = await preprocessImage(images[i]!, {
+          resizeShorter,
+          maxPixels: limits.maxPixels,
+          name: keys[i]!,
+        });
+        await model.runner.run([await evalView(pre.jpeg, model.meta.preprocess, keys[i]!)]);
+      },
+      core: async (i) =>
+        check(await classifyUpload(memory, { key: keys[i]!, size: images[i]!.length }, limits)),
+      coreLocalS3: async (i) =>
+        check(await classifyUpload(store, { key: keys[i]!, size: images[i]!.length }, limits)),
     };
-    const core = async (i: number) => {
-      const doc: PredictionDocument = await classifyUpload(
-        store,
-        { key: keys[i]!, size: images[i]!.length },
-        limits,
-      );
-      if ('error' in doc) throw new Error(`${keys[i]}: ${doc.error.message}`);
-    };
+    const names = Object.keys(contenders);
+    const ms = new Map<string, number[]>(names.map((n) => [n, []]));
     // Warm-up: the first calls of each path (sharp, onnxruntime, sockets) are not the steady state.
-    for (let i = 0; i < Math.min(5, count); i++) {
-      await core(i);
-      await bare(images[i]!, keys[i]!);
-    }
-    progress(`classify: ${count} images, handler core and bare work taking turns`);
-    const coreMs: number[] = [];
-    const bareMs: number[] = [];
+    for (let i = 0; i < Math.min(5, count); i++) for (const n of names) await contenders[n]!(i);
+    progress(`classify: ${count} images, bare work and handler core taking turns`);
     for (let i = 0; i < count; i++) {
-      // Alternating which goes first, so neither always finds the caches the other warmed.
-      const order = i % 2 === 0 ? ['core', 'bare'] : ['bare', 'core'];
-      for (const which of order) {
+      // A different one goes first each time, so none always finds the caches another warmed.
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(i + k) % names.length]!;
         const t = performance.now();
-        if (which === 'core') await core(i);
-        else await bare(images[i]!, keys[i]!);
-        (which === 'core' ? coreMs : bareMs).push(performance.now() - t);
+        await contenders[name]!(i);
+        ms.get(name)!.push(performance.now() - t);
       }
     }
-    const stats = (ms: number[]) => ({
-      p50Ms: round(percentile(ms, 50), 2),
-      p95Ms: round(percentile(ms, 95), 2),
+    const headMs: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      await store.head('models/current.json');
+      headMs.push(performance.now() - t);
+    }
+    const p = (name: string, q: number) => percentile(ms.get(name)!, q);
+    const stats = (name: string) => ({
+      p50Ms: round(p(name, 50), 2),
+      p95Ms: round(p(name, 95), 2),
+      ratioP50: round(p(name, 50) / p('bare', 50)),
+      ratioP95: round(p(name, 95) / p('bare', 95)),
     });
-    const ratioP50 = percentile(coreMs, 50) / percentile(bareMs, 50);
     return {
       model: {
         ...champion,
@@ -176,12 +248,15 @@ export async function benchClassify(dir: string, quick: boolean): Promise<Record
         height: 375,
         meanBytes: Math.round(images.reduce((a, b) => a + b.length, 0) / count),
       },
-      handlerCore: stats(coreMs),
-      bareWork: stats(bareMs),
-      ratioP50: round(ratioP50),
-      ratioP95: round(percentile(coreMs, 95) / percentile(bareMs, 95)),
+      bareWork: { p50Ms: round(p('bare', 50), 2), p95Ms: round(p('bare', 95), 2) },
+      handlerCore: { ...stats('core'), store: 'in memory' },
+      handlerCoreLocalS3: {
+        ...stats('coreLocalS3'),
+        store: 's3rver in this process (GET, HEAD ∥, PUT per upload)',
+        s3RequestP50Ms: round(percentile(headMs, 50), 2),
+      },
       goalRatio: GOAL_RATIO,
-      goalMet: ratioP50 <= GOAL_RATIO,
+      goalMet: p('core', 50) / p('bare', 50) <= GOAL_RATIO,
       coldStart: {
         firstInvocationMs: round(cold.firstMs, 1),
         secondInvocationMs: round(cold.secondMs, 1),

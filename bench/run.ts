@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { setLogSink } from '../src/log.ts';
 import { benchBatchedInference } from './batched-inference.ts';
+import { benchClassify } from './classify.ts';
 import { benchFetch } from './fetch.ts';
 import { benchHeadTraining } from './head-training.ts';
 import { benchPreprocess, pillowVersion } from './preprocess.ts';
@@ -20,6 +21,7 @@ const BENCHMARKS = {
   preprocess: benchPreprocess,
   fetch: benchFetch,
   inference: benchBatchedInference,
+  classify: benchClassify,
   headTraining: (_dir: string, quick: boolean) => benchHeadTraining({ quick }),
 } as const;
 type Name = keyof typeof BENCHMARKS;

@@ -423,7 +423,7 @@ describe('without a usable champion', () => {
       await invoke(event(record('uploads/dog.jpg', samples[0]!.data.length)));
       const again = await t.store.getJson<UploadFailure>('predictions/dog.jpg.json');
       expect(again.error.code).toBe('ModelUnavailable');
-      expect(again.error.message).toMatch(/champion model of run champ cannot be loaded.*run `dogbreed run`/);
+      expect(again.error.message).toMatch(/champion model of run champ cannot be used.*run `dogbreed run`/);
       expect(await t.keys('uploads/')).toEqual(['uploads/dog.jpg']);
     } finally {
       restore();

@@ -42,7 +42,7 @@ function parseTimeout(value: string | undefined): number {
   if (value === undefined) return DEFAULT_TIMEOUT_S;
   const s = Number(value);
   if (value.trim() === '' || !Number.isFinite(s) || s <= 0 || s > 3600) {
-    throw new InputError(`--timeout must be a number of seconds from 0 to 3600, got "${value}"`);
+    throw new InputError(`--timeout must be a number of seconds above 0 and at most 3600, got "${value}"`);
   }
   return s;
 }
@@ -148,7 +148,13 @@ export async function classifyCommand(
       if (!o.result) timedOut = true;
     }
     if (values.json) {
-      out(JSON.stringify(outcomes, null, 2));
+      out(
+        JSON.stringify(
+          outcomes.map((o) => ({ ...o, result: o.result ?? null })),
+          null,
+          2,
+        ),
+      );
     } else {
       for (const o of outcomes) print(o, s3.bucket, timeoutS, out);
     }

@@ -10,6 +10,7 @@ import { DEFINITION_PATH } from '../local/definition.ts';
 import { runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
 import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
+import { classifyCommand } from './classify-command.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
 import { printRunSummary, runSummary } from './summary.ts';
@@ -37,7 +38,10 @@ Usage:
       Side by side, with per-metric deltas and the classes that changed most.
   dogbreed evaluate --model <model.onnx|s3://…|RUN_ID|champion> <dir|tar> [--json]
       The same metrics for a model this pipeline produced, on any ImageFolder dir or tarball.
-  (runs, report, compare and evaluate read the workspace's local bucket: --workspace DIR)
+  dogbreed classify <image…> [--json] [--timeout S]
+      Uploads images to uploads/ and prints the champion's top-5 breeds from
+      predictions/<name>.json (exit 1 on an error prediction or a timeout).
+  (runs, report, compare, evaluate and classify use the workspace's local bucket: --workspace DIR)
 
 Sources: https://…, http://…, s3://bucket/key, file://…, a path to a tarball, or a directory
 in ImageFolder layout (<class>/<image>), e.g. ../shared/data/stanford-dogs-sample.
@@ -249,6 +253,8 @@ export async function main(argv: string[]): Promise<number> {
         return await compareCommand(rest, stdout);
       case 'evaluate':
         return await evaluateCommand(rest, stdout);
+      case 'classify':
+        return await classifyCommand(rest, stdout);
       case undefined:
       case 'help':
       case '--help':

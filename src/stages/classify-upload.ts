@@ -161,10 +161,13 @@ async function readUpload(store: ObjectStore, key: string, maxBytes: number): Pr
   return Buffer.concat(chunks);
 }
 
-/** models/current.json, re-read only when its ETag changes: one HEAD per upload. */
-let champion: { id: string; value: Champion } | undefined;
+/**
+ * The champion pointer by ETag, with the model it names. One HEAD per upload notices a promotion;
+ * models are never overwritten (a run writes its own), so an unchanged pointer means the same model.
+ */
+let current: { id: string; champion: Champion; model: Promise<ServingModel> } | undefined;
 
-async function currentChampion(store: ObjectStore): Promise<Champion> {
+async function championModel(store: ObjectStore): Promise<{ champion: Champion; model: ServingModel }> {
   const info = await store.head(keys.champion());
   if (!info) {
     throw new Rejected(
@@ -173,21 +176,31 @@ async function currentChampion(store: ObjectStore): Promise<Champion> {
     );
   }
   const id = `${store.bucket}@${info.etag}`;
-  if (champion?.id !== id) champion = { id, value: await store.getJson<Champion>(keys.champion()) };
-  return champion.value;
-}
-
-async function championModel(store: ObjectStore): Promise<{ champion: Champion; model: ServingModel }> {
-  const current = await currentChampion(store);
-  try {
-    return { champion: current, model: await loadServingModel(store, current.modelKey) };
-  } catch (err) {
-    if (transient(err)) throw err;
-    throw new Rejected(
+  if (current?.id !== id) {
+    const champion = await store.getJson<Champion>(keys.champion());
+    current = { id, champion, model: loadServingModel(store, champion.modelKey) };
+  }
+  const { champion, model } = current;
+  const unavailable = (why: string) =>
+    new Rejected(
       'ModelUnavailable',
-      `the champion model of run ${current.runId} cannot be loaded (${errorMessage(err)}): run \`dogbreed run\` to train and promote a new one`,
+      `the champion model of run ${champion.runId} cannot be used (${why}): run \`dogbreed run\` to train and promote a new one`,
+    );
+  let served: ServingModel;
+  try {
+    served = await model;
+  } catch (err) {
+    // Not kept: the next upload tries again.
+    if (current?.id === id) current = undefined;
+    if (transient(err)) throw err;
+    throw unavailable(errorMessage(err));
+  }
+  if (served.sha256 !== champion.modelSha256) {
+    throw unavailable(
+      `${champion.modelKey} has sha256 ${served.sha256}, ${keys.champion()} says ${champion.modelSha256}`,
     );
   }
+  return { champion, model: served };
 }
 
 /** The shorter side Preprocess gave the training images, so serving sees the same pixels. */
@@ -221,11 +234,10 @@ function checkHeader(key: string, bytes: Buffer, maxPixels: number) {
 async function classify(
   key: string,
   bytes: Buffer,
-  served: { champion: Champion; model: ServingModel },
+  header: ReturnType<typeof checkHeader>,
+  model: ServingModel,
   limits: UploadLimits,
 ) {
-  const { model } = served;
-  const header = checkHeader(key, bytes, limits.maxPixels);
   const resizeShorter = trainedShorterSide(model);
   // An extreme aspect ratio makes the resized image, not the upload, the bomb.
   const target = resizedSize(header.width, header.height, resizeShorter);
@@ -294,9 +306,10 @@ export async function classifyUpload(
     ]);
     if (read.status === 'rejected') throw read.reason;
     bytes = read.value;
+    const header = checkHeader(key, bytes, limits.maxPixels);
     if (model.status === 'rejected') throw model.reason;
     served = model.value;
-    const result = await classify(key, bytes, served, limits);
+    const result = await classify(key, bytes, header, served.model, limits);
     doc = { ...base, top5: result.top5, model: modelInfo(served), image: result.image, ...finish() };
   } catch (err) {
     const retry = transient(err);
