@@ -3,8 +3,7 @@ import { basename, extname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { errorMessage, InputError } from '../errors.ts';
-import { LOCAL_BUCKET } from '../local/pipeline.ts';
-import { startLocalS3 } from '../local/s3-server.ts';
+import type { LocalS3 } from '../local/s3-server.ts';
 import { attachUploadTrigger, type UploadTrigger } from '../local/upload-trigger.ts';
 import { setLogSink } from '../log.ts';
 import {
@@ -14,8 +13,8 @@ import {
   UPLOAD_PREFIX,
 } from '../stages/classify-upload.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { createS3Client, S3ObjectStore } from '../storage/s3-store.ts';
-import { workspaceDir } from './workspace.ts';
+import { TARGET_OPTIONS } from './report-commands.ts';
+import { withStore } from './workspace.ts';
 
 // `dogbreed classify <image…>`: what a user of the bucket does — drop images into uploads/ and
 // read the predictions that appear — on the workspace's local S3, with the upload trigger on.
@@ -106,7 +105,7 @@ export async function classifyCommand(
     options: {
       json: { type: 'boolean', default: false },
       timeout: { type: 'string' },
-      workspace: { type: 'string' },
+      ...TARGET_OPTIONS,
     },
     strict: true,
   });
@@ -123,16 +122,26 @@ export async function classifyCommand(
     images.push({ file, bytes });
   }
 
-  const s3 = await startLocalS3({
-    directory: resolve(workspaceDir(values.workspace), 's3'),
-    bucket: LOCAL_BUCKET,
-  });
-  const store = new S3ObjectStore(createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint }), s3.bucket);
+  return withStore(values, (store, local) =>
+    classifyAll(store, local, images, { json: values.json === true, timeoutS, trigger: opts.trigger }, out),
+  );
+}
+
+async function classifyAll(
+  store: ObjectStore,
+  local: LocalS3 | undefined,
+  images: { file: string; bytes: Buffer }[],
+  opts: { json: boolean; timeoutS: number; trigger?: boolean },
+  out: Out,
+): Promise<number> {
+  const { timeoutS } = opts;
   // The handler's own log lines would repeat what is printed here; keep its errors.
   const restoreLog = setLogSink((level, message) => {
     if (level === 'error') process.stderr.write(`dogbreed classify: ${message}\n`);
   });
-  const trigger: UploadTrigger | undefined = opts.trigger === false ? undefined : attachUploadTrigger(s3);
+  // On a deployed stage the bucket's notification invokes the Lambda; locally, the trigger does.
+  const trigger: UploadTrigger | undefined =
+    local && opts.trigger !== false ? attachUploadTrigger(local) : undefined;
   let timedOut = false;
   try {
     const taken = new Set<string>();
@@ -147,7 +156,7 @@ export async function classifyCommand(
       o.result = await waitFor(store, o.prediction, deadline);
       if (!o.result) timedOut = true;
     }
-    if (values.json) {
+    if (opts.json) {
       out(
         JSON.stringify(
           outcomes.map((o) => ({ ...o, result: o.result ?? null })),
@@ -156,7 +165,7 @@ export async function classifyCommand(
         ),
       );
     } else {
-      for (const o of outcomes) print(o, s3.bucket, timeoutS, out);
+      for (const o of outcomes) print(o, store.bucket, timeoutS, out);
     }
     return outcomes.every((o) => o.result && !('error' in o.result)) ? 0 : 1;
   } finally {
@@ -164,6 +173,5 @@ export async function classifyCommand(
     if (trigger && !timedOut) await trigger.idle();
     trigger?.detach();
     restoreLog();
-    await s3.close();
   }
 }

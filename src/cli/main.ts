@@ -13,6 +13,7 @@ import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
 import { classifyCommand } from './classify-command.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
+import { runOnStage } from './stage-run.ts';
 import { printRunSummary, runSummary } from './summary.ts';
 import { workspaceDir } from './workspace.ts';
 
@@ -24,8 +25,11 @@ Usage:
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
                [--backbone tiny|<onnx url|path>] [--feature-tensor NAME] [--epochs N] [--views N]
                [--hidden N] [--learning-rate F] [--patience N] [--json]
+               [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
+      --stage NAME runs it on a deployed stage instead (serverless deploy --stage NAME) and
+      follows the execution; --no-wait prints the execution ARN and returns.
       --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
       backbone built in, enough for the synthetic sample).
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
@@ -41,7 +45,8 @@ Usage:
   dogbreed classify <image…> [--json] [--timeout S]
       Uploads images to uploads/ and prints the champion's top-5 breeds from
       predictions/<name>.json (exit 1 on an error prediction or a timeout).
-  (runs, report, compare, evaluate and classify use the workspace's local bucket: --workspace DIR)
+  (runs, report, compare, evaluate and classify use the workspace's local bucket, --workspace DIR,
+   or a deployed stage's bucket with --stage NAME [--region R])
 
 Sources: https://…, http://…, s3://bucket/key, file://…, a path to a tarball, or a directory
 in ImageFolder layout (<class>/<image>), e.g. ../shared/data/stanford-dogs-sample.
@@ -135,6 +140,9 @@ async function runCommand(args: string[]): Promise<number> {
       hidden: { type: 'string' },
       'learning-rate': { type: 'string' },
       patience: { type: 'string' },
+      stage: { type: 'string' },
+      region: { type: 'string' },
+      'no-wait': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -182,11 +190,25 @@ async function runCommand(args: string[]): Promise<number> {
   const onSigint = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    log('interrupted: stopping the execution and the local S3 server (Ctrl-C again to force)');
+    log(
+      values.stage
+        ? 'interrupted: no longer following the execution (it keeps running on AWS)'
+        : 'interrupted: stopping the execution and the local S3 server (Ctrl-C again to force)',
+    );
     abort.abort();
   };
   process.on('SIGINT', onSigint);
   try {
+    if (values.stage) {
+      return await runOnStage(config, {
+        stage: values.stage,
+        region: values.region,
+        wait: !values['no-wait'],
+        progress,
+        log,
+        signal: abort.signal,
+      });
+    }
     log(`run ${config.source} → workspace ${workspace}`);
     const result = await runLocalPipeline({
       workspace,

@@ -6,15 +6,22 @@ import type { ClassMetrics, MetricsReport } from '../metrics/types.ts';
 import { evaluateModel } from '../stages/evaluate.ts';
 import { keys } from '../stages/keys.ts';
 import { listRuns, readRun, resolveRunId } from '../stages/runs.ts';
-import { withWorkspaceStore, workspaceDir } from './workspace.ts';
+import { withStore } from './workspace.ts';
 
 // `dogbreed runs | report | compare | evaluate`: reading what runs produced.
 
 type Out = (line: string) => void;
+
+/** Which bucket: the workspace's local one, or a deployed stage's. */
+export const TARGET_OPTIONS = {
+  workspace: { type: 'string' },
+  stage: { type: 'string' },
+  region: { type: 'string' },
+} as const;
 const f3 = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(3));
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 
-function printMetrics(m: MetricsReport, out: Out): void {
+export function printMetrics(m: MetricsReport, out: Out): void {
   out(
     `run ${m.runId} · dataset ${m.dataset.datasetId} · model ${m.model.backbone} (best epoch ${m.model.bestEpoch})`,
   );
@@ -48,9 +55,9 @@ function printMetrics(m: MetricsReport, out: Out): void {
 export async function runsCommand(args: string[], out: Out): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { workspace: { type: 'string' }, json: { type: 'boolean' } },
+    options: { ...TARGET_OPTIONS, json: { type: 'boolean' } },
   });
-  const rows = await withWorkspaceStore(workspaceDir(values.workspace), listRuns);
+  const rows = await withStore(values, listRuns);
   if (values.json) {
     out(JSON.stringify(rows, null, 2));
     return 0;
@@ -75,9 +82,9 @@ export async function reportCommand(args: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { workspace: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' } },
+    options: { ...TARGET_OPTIONS, json: { type: 'boolean' }, html: { type: 'string' } },
   });
-  return withWorkspaceStore(workspaceDir(values.workspace), async (store) => {
+  return withStore(values, async (store) => {
     const runId = await resolveRunId(store, positionals[0] ?? 'latest');
     const run = await readRun(store, runId);
     if (run.status === 'failed') {
@@ -103,11 +110,11 @@ export async function compareCommand(args: string[], out: Out): Promise<number> 
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { workspace: { type: 'string' }, json: { type: 'boolean' } },
+    options: { ...TARGET_OPTIONS, json: { type: 'boolean' } },
   });
   if (positionals.length !== 2)
     throw new InputError('compare takes two run ids: dogbreed compare RUN_A RUN_B');
-  return withWorkspaceStore(workspaceDir(values.workspace), async (store) => {
+  return withStore(values, async (store) => {
     const runs = [];
     for (const ref of positionals) {
       const run = await readRun(store, await resolveRunId(store, ref));
@@ -169,7 +176,7 @@ export async function evaluateCommand(args: string[], out: Out): Promise<number>
     allowPositionals: true,
     options: {
       model: { type: 'string' },
-      workspace: { type: 'string' },
+      ...TARGET_OPTIONS,
       resize: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -192,9 +199,7 @@ export async function evaluateCommand(args: string[], out: Out): Promise<number>
     values.model === 'champion' || /^s3:\/\//.test(values.model) || !values.model.endsWith('.onnx')
       ? values.model
       : resolve(values.model);
-  const result = await withWorkspaceStore(workspaceDir(values.workspace), (store) =>
-    evaluateModel(store, { model, source, resizeShorter }),
-  );
+  const result = await withStore(values, (store) => evaluateModel(store, { model, source, resizeShorter }));
   if (values.json) {
     out(JSON.stringify(result, null, 2));
     return 0;

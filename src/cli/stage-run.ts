@@ -1,0 +1,77 @@
+import { basename } from 'node:path';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { followExecution, startExecution } from '../aws/execution.ts';
+import { resolveStage } from '../aws/stage.ts';
+import { openSource, parseSource } from '../dataset/sources.ts';
+import { newRunId } from '../local/pipeline.ts';
+import type { MetricsReport } from '../metrics/types.ts';
+import { keys } from '../stages/keys.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import type { FailureReport, PipelineConfig } from '../types.ts';
+import type { Progress } from './progress.ts';
+import { printMetrics } from './report-commands.ts';
+import { withStore } from './workspace.ts';
+
+// `dogbreed run --stage NAME`: the same run on a deployed stage — an execution of the deployed
+// state machine, followed through its history with the same progress display.
+
+export interface StageRunOptions {
+  stage: string;
+  region?: string;
+  wait: boolean;
+  progress: Progress;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  /** Injected in tests; created from the stage's region otherwise. */
+  sfn?: SFNClient;
+  /** History polling interval. */
+  pollMs?: number;
+}
+
+/** A local file or directory source is uploaded to the stage's bucket first: Lambda cannot read this disk. */
+async function stageSource(store: ObjectStore, source: string, log: (line: string) => void): Promise<string> {
+  const ref = parseSource(source);
+  if (ref.kind !== 'path') return source;
+  const key = `datasets/_uploads/${basename(ref.path).replace(/\.tar$/, '')}.tar`;
+  log(`uploading ${ref.path} to s3://${store.bucket}/${key}`);
+  await store.upload(key, await openSource(ref, store), { contentType: 'application/x-tar' });
+  return `s3://${store.bucket}/${key}`;
+}
+
+export async function runOnStage(config: PipelineConfig, opts: StageRunOptions): Promise<number> {
+  const { log } = opts;
+  const stage = await resolveStage(opts.stage, { region: opts.region });
+  const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
+  return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
+    const runId = newRunId();
+    const source = await stageSource(store, config.source, log);
+    const executionArn = await startExecution(sfn, stage.stateMachineArn, runId, {
+      config: { ...config, source },
+    });
+    log(`run ${runId} started on stage ${stage.stage}: ${executionArn}`);
+    if (!opts.wait) return 0;
+    const result = await followExecution(sfn, executionArn, {
+      onEvent: opts.progress.onEvent,
+      signal: opts.signal,
+      pollMs: opts.pollMs,
+    });
+    if (result.status === 'SUCCEEDED') {
+      printMetrics(await store.getJson<MetricsReport>(keys.metrics(runId)), log);
+      log(`report: s3://${store.bucket}/${keys.reportHtml(runId)}`);
+      return 0;
+    }
+    if (result.error === 'Detached') {
+      log(`${result.cause}; stop it with: aws stepfunctions stop-execution --execution-arn ${executionArn}`);
+      return 130;
+    }
+    const failure = (await store.head(keys.failure(runId)))
+      ? await store.getJson<FailureReport>(keys.failure(runId))
+      : undefined;
+    const where = failure ? ` in ${failure.state}` : '';
+    log(
+      `run ${runId} ${result.status.toLowerCase()}${where}: ${failure?.error ?? result.error}: ${failure?.cause ?? result.cause}`,
+    );
+    if (failure) log(`failure report: s3://${store.bucket}/${keys.failure(runId)}`);
+    return 1;
+  });
+}
