@@ -101,19 +101,22 @@ describe('deployed stages', () => {
   });
 
   it('starts an execution named by the run id, follows it to success with progress, and prints the report', async () => {
+    let runId = '';
     sfn
       .on(StartExecutionCommand)
-      .callsFake((input: { name: string; stateMachineArn: string; input: string }) => {
+      .callsFake(async (input: { name: string; stateMachineArn: string; input: string }) => {
         expect(input.stateMachineArn).toBe(STATE_MACHINE);
         expect(JSON.parse(input.input)).toEqual({
           config: { source: 's3://dogbreed-test-bucket/data/images.tar' },
         });
+        runId = input.name;
+        // the run's report, as WriteReport will have left it by the time the execution succeeds
+        await t.store.putJson(`reports/${runId}/metrics.json`, METRICS(runId));
         return {
           executionArn: `${STATE_MACHINE.replace('stateMachine', 'execution')}:${input.name}`,
           startDate: at(0),
         };
       });
-    let runId = '';
     sfn
       .on(GetExecutionHistoryCommand)
       .callsFakeOnce(() => ({
@@ -139,15 +142,7 @@ describe('deployed stages', () => {
         ]),
       }));
     const { lines, progress } = progressLines();
-    const log = (l: string) => {
-      lines.push(l);
-      const m = /^run (\S+) started/.exec(l);
-      if (m) {
-        runId = m[1]!;
-        // the run's report, as WriteReport would have left it
-        void t.store.putJson(`reports/${runId}/metrics.json`, METRICS(runId));
-      }
-    };
+    const log = (l: string) => lines.push(l);
     const code = await runOnStage(
       { source: 's3://dogbreed-test-bucket/data/images.tar' },
       {
@@ -206,9 +201,9 @@ describe('deployed stages', () => {
 
   it('follows a failed execution and shows the failing state and cause from failure.json', async () => {
     let runId = '';
-    sfn.on(StartExecutionCommand).callsFake((input: { name: string }) => {
+    sfn.on(StartExecutionCommand).callsFake(async (input: { name: string }) => {
       runId = input.name;
-      void t.store.putJson(`reports/${runId}/failure.json`, {
+      await t.store.putJson(`reports/${runId}/failure.json`, {
         runId,
         state: 'VerifyDataset',
         error: 'DataError',
