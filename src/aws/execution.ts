@@ -2,7 +2,7 @@ import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
   type HistoryEvent,
-  SFNClient,
+  type SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { TransientError } from '../errors.ts';
@@ -75,24 +75,39 @@ export class HistoryTranslator {
       if (m[2] === 'Entered') {
         const d = e.stateEnteredEventDetails;
         const input = parse(d?.input);
-        const event = { type: 'StateEntered', timestamp, state: { name: d?.name ?? '', type, input }, ...(inMap ? { index: 0 } : {}) };
+        const event = {
+          type: 'StateEntered',
+          timestamp,
+          state: { name: d?.name ?? '', type, input },
+          ...(inMap ? { index: 0 } : {}),
+        };
         if (type === 'Map') this.mapInputs.set(d?.name ?? '', input);
         return event as EventLog;
       }
       const d = e.stateExitedEventDetails;
       if (type === 'Map') this.mapInputs.delete(d?.name ?? '');
       const still = this.mapInputs.size > 0 && type !== 'Map';
-      return { type: 'StateExited', timestamp, state: { name: d?.name ?? '', type, input: null, output: parse(d?.output) }, ...(still ? { index: 0 } : {}) } as EventLog;
+      return {
+        type: 'StateExited',
+        timestamp,
+        state: { name: d?.name ?? '', type, input: null, output: parse(d?.output) },
+        ...(still ? { index: 0 } : {}),
+      } as EventLog;
     }
     if (e.type === 'MapIterationSucceeded' || e.type === 'MapIterationFailed') {
-      const d = e.type === 'MapIterationSucceeded' ? e.mapIterationSucceededEventDetails : e.mapIterationFailedEventDetails;
+      const d =
+        e.type === 'MapIterationSucceeded'
+          ? e.mapIterationSucceededEventDetails
+          : e.mapIterationFailedEventDetails;
       const name = d?.name ?? '';
       return {
         type: e.type,
         timestamp,
         index: d?.index ?? 0,
         parentState: { name, type: 'Map', input: this.mapInputs.get(name) ?? null },
-        ...(e.type === 'MapIterationFailed' ? { Error: 'MapIterationFailed', Cause: 'see the execution history' } : {}),
+        ...(e.type === 'MapIterationFailed'
+          ? { Error: 'MapIterationFailed', Cause: 'see the execution history' }
+          : {}),
       } as EventLog;
     }
     return undefined;
@@ -122,16 +137,26 @@ export async function followExecution(
           return { status: 'SUCCEEDED', output: parse(e.executionSucceededEventDetails?.output) };
         }
         if (e.type === 'ExecutionFailed') {
-          return { status: 'FAILED', error: e.executionFailedEventDetails?.error, cause: e.executionFailedEventDetails?.cause };
+          return {
+            status: 'FAILED',
+            error: e.executionFailedEventDetails?.error,
+            cause: e.executionFailedEventDetails?.cause,
+          };
         }
-        if (e.type === 'ExecutionTimedOut') return { status: 'TIMED_OUT', error: 'States.Timeout', cause: 'the execution timed out' };
-        if (e.type === 'ExecutionAborted') return { status: 'ABORTED', error: 'Aborted', cause: 'the execution was stopped' };
+        if (e.type === 'ExecutionTimedOut')
+          return { status: 'TIMED_OUT', error: 'States.Timeout', cause: 'the execution timed out' };
+        if (e.type === 'ExecutionAborted')
+          return { status: 'ABORTED', error: 'Aborted', cause: 'the execution was stopped' };
       }
       token = page.nextToken;
     } while (token);
     if (opts.signal?.aborted) {
       const d = await call(() => sfn.send(new DescribeExecutionCommand({ executionArn })));
-      return { status: 'ABORTED', error: 'Detached', cause: `stopped following; the execution is ${d.status} at ${executionArn}` };
+      return {
+        status: 'ABORTED',
+        error: 'Detached',
+        cause: `stopped following; the execution is ${d.status} at ${executionArn}`,
+      };
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 2000));
   }

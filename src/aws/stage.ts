@@ -23,7 +23,9 @@ export async function resolveStage(
   opts: { region?: string; client?: CloudFormationClient } = {},
 ): Promise<DeployedStage> {
   if (!/^[A-Za-z0-9-]{1,32}$/.test(stage)) {
-    throw new InputError(`--stage must be letters, digits and dashes (as given to serverless deploy), got "${stage}"`);
+    throw new InputError(
+      `--stage must be letters, digits and dashes (as given to serverless deploy), got "${stage}"`,
+    );
   }
   const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const client = opts.client ?? new CloudFormationClient({ region, maxAttempts: 6 });
