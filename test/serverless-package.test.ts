@@ -1,0 +1,691 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { inflateRawSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
+import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
+import { isUploadImageKey } from '../src/stages/classify-upload.ts';
+
+// `serverless package` (osls + serverless-step-functions + serverless-esbuild), run offline with
+// no AWS credentials at all, and the CloudFormation template and artefacts it produces checked:
+// resources, least-privilege IAM, the upload notification, the state machine definition against
+// the ASL file, the GPU Batch job, and the Lambda size limits with the layers.
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MB = 1024 * 1024;
+/** Lambda: zipped deployment package (direct upload), and function + layers unzipped. */
+const ZIPPED_LIMIT = 50 * MB;
+const UNZIPPED_LIMIT = 250 * MB;
+
+// ---------------------------------------------------------------- template types and helpers
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Obj = { [key: string]: Json };
+interface Resource {
+  Type: string;
+  Properties: Obj;
+  DependsOn?: string | string[];
+  Condition?: string;
+}
+interface Template {
+  Resources: Record<string, Resource>;
+  Outputs: Record<string, { Value: Json }>;
+  Parameters: Record<string, Obj>;
+}
+interface Statement {
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  Resource: Json;
+  Condition?: Obj;
+  Principal?: Json;
+}
+
+const arr = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+const getAtt = (id: string, attr: string) => ({ 'Fn::GetAtt': [id, attr] });
+const ref = (id: string) => ({ Ref: id });
+
+/** Fn::Sub strings of the stack's bucket ARNs, as a key pattern ("" is the bucket itself). */
+function s3Pattern(resource: Json, bucketArn: string): string | undefined {
+  const text = typeof resource === 'string' ? resource : (resource as Obj)?.['Fn::Sub'];
+  if (typeof text !== 'string') return undefined;
+  if (text === bucketArn) return '';
+  return text.startsWith(`${bucketArn}/`) ? text.slice(bucketArn.length + 1) : undefined;
+}
+
+function policyStatements(role: Resource): Statement[] {
+  const policies = arr(role.Properties.Policies as Obj[] | undefined);
+  return policies.flatMap((p) => arr((p.PolicyDocument as Obj).Statement as unknown as Statement[]));
+}
+
+// ---------------------------------------------------------------- a small zip reader
+
+interface ZipEntry {
+  name: string;
+  compressed: number;
+  size: number;
+  read: () => Buffer;
+}
+
+/** The entries of a zip (no zip64: every artefact here is far below 4 GiB). */
+function readZip(buf: Buffer): ZipEntry[] {
+  let eocd = buf.length - 22;
+  while (eocd >= 0 && buf.readUInt32LE(eocd) !== 0x06054b50) eocd--;
+  if (eocd < 0) throw new Error('not a zip file');
+  const count = buf.readUInt16LE(eocd + 10);
+  let p = buf.readUInt32LE(eocd + 16);
+  const entries: ZipEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    if (buf.readUInt32LE(p) !== 0x02014b50) throw new Error('bad central directory');
+    const method = buf.readUInt16LE(p + 10);
+    const compressed = buf.readUInt32LE(p + 20);
+    const size = buf.readUInt32LE(p + 24);
+    const nameLen = buf.readUInt16LE(p + 28);
+    const extraLen = buf.readUInt16LE(p + 30);
+    const commentLen = buf.readUInt16LE(p + 32);
+    const local = buf.readUInt32LE(p + 42);
+    const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
+    p += 46 + nameLen + extraLen + commentLen;
+    entries.push({
+      name,
+      compressed,
+      size,
+      read: () => {
+        const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+        const data = buf.subarray(start, start + compressed);
+        return method === 0 ? Buffer.from(data) : inflateRawSync(data);
+      },
+    });
+  }
+  return entries;
+}
+
+async function extractZip(file: string, into: string): Promise<void> {
+  for (const e of readZip(readFileSync(file))) {
+    if (e.name.endsWith('/')) continue;
+    const to = join(into, e.name);
+    await mkdir(dirname(to), { recursive: true });
+    await writeFile(to, e.read());
+  }
+}
+
+const unzippedSize = (file: string) => readZip(readFileSync(file)).reduce((sum, e) => sum + e.size, 0);
+
+// ---------------------------------------------------------------- the ASL file
+
+type State = Obj & { Type: string };
+const aslText = readFileSync(DEFINITION_PATH, 'utf8');
+const asl = JSON.parse(aslText) as { States: Record<string, State> };
+
+function allStates(states: Record<string, State>): [string, State][] {
+  return Object.entries(states).flatMap(([name, s]) => {
+    const inner = s.ItemProcessor as { States: Record<string, State> } | undefined;
+    return [[name, s] as [string, State], ...(inner ? allStates(inner.States) : [])];
+  });
+}
+const taskStates = allStates(asl.States).filter(([, s]) => s.Type === 'Task');
+const lambdaTasks = taskStates.filter(([, s]) => String(s.Resource).endsWith('FunctionArn}'));
+
+// ---------------------------------------------------------------- what is expected
+
+const FUNCTIONS = {
+  FetchDataset: { handler: 'functions/fetch-dataset.handler', memory: 1024, timeout: 900, layers: [] },
+  VerifyDataset: { handler: 'functions/verify-dataset.handler', memory: 1769, timeout: 900, layers: [] },
+  BuildManifests: { handler: 'functions/build-manifests.handler', memory: 512, timeout: 300, layers: [] },
+  PreprocessShard: {
+    handler: 'functions/preprocess-shard.handler',
+    memory: 3538,
+    timeout: 900,
+    layers: ['SharpLambdaLayer'],
+  },
+  ValidateShard: {
+    handler: 'functions/validate-shard.handler',
+    memory: 3538,
+    timeout: 900,
+    layers: ['SharpLambdaLayer', 'OnnxruntimeLambdaLayer'],
+  },
+  WriteReport: {
+    handler: 'functions/write-report.handler',
+    memory: 1024,
+    timeout: 900,
+    layers: ['SharpLambdaLayer'],
+  },
+  ReportFailure: { handler: 'functions/report-failure.handler', memory: 256, timeout: 60, layers: [] },
+  ClassifyUpload: {
+    handler: 'functions/classify-upload.handler',
+    memory: 1769,
+    timeout: 60,
+    layers: ['SharpLambdaLayer', 'OnnxruntimeLambdaLayer'],
+  },
+} as const;
+
+/** Every S3 grant of each role: "action pattern" (pattern "" = the bucket, for ListBucket). */
+const S3_GRANTS: Record<string, string[]> = {
+  FetchDatasetRole: [
+    's3:AbortMultipartUpload datasets/_incoming/*',
+    's3:DeleteObject datasets/_incoming/*',
+    's3:GetObject datasets/*',
+    's3:ListBucket  prefix datasets/*',
+    's3:PutObject datasets/*',
+  ],
+  VerifyDatasetRole: [
+    's3:GetObject datasets/*/images.tar',
+    's3:PutObject datasets/*/index.jsonl',
+    's3:PutObject datasets/*/inventory.json',
+  ],
+  BuildManifestsRole: [
+    's3:GetObject datasets/*/index.jsonl',
+    's3:PutObject runs/*/manifests/*',
+    's3:PutObjectTagging runs/*/manifests/shards/*',
+  ],
+  PreprocessShardRole: [
+    's3:GetObject datasets/*/images.tar',
+    's3:GetObject runs/*/manifests/shards/*',
+    's3:PutObject runs/*/shards/*',
+    's3:PutObjectTagging runs/*/shards/*',
+  ],
+  ValidateShardRole: [
+    's3:GetObject runs/*/manifests/classes.json',
+    's3:GetObject runs/*/model/*',
+    's3:GetObject runs/*/shards/test/*',
+    's3:PutObject runs/*/predictions/*',
+    's3:PutObjectTagging runs/*/predictions/*',
+  ],
+  WriteReportRole: [
+    's3:GetObject models/current.json',
+    's3:GetObject runs/*/manifests/classes.json',
+    's3:GetObject runs/*/model/training.json',
+    's3:GetObject runs/*/predictions/*',
+    's3:GetObject runs/*/shards/test/*',
+    's3:ListBucket  prefix models/*',
+    's3:PutObject models/current.json',
+    's3:PutObject reports/*',
+  ],
+  ReportFailureRole: ['s3:PutObject reports/*/failure.json'],
+  ClassifyUploadRole: [
+    's3:GetObject models/*',
+    's3:GetObject runs/*/model/*',
+    's3:GetObject uploads/*',
+    's3:ListBucket  prefix models/*',
+    's3:PutObject predictions/*',
+  ],
+  TrainJobRole: [
+    's3:GetObject backbones/*',
+    's3:GetObject runs/*/manifests/classes.json',
+    's3:GetObject runs/*/shards/*',
+    's3:ListBucket  prefix runs/*',
+    's3:PutObject runs/*/model/*',
+  ],
+  PipelineStateMachineRole: [],
+  BatchInstanceRole: [],
+};
+
+const IMAGE_SUFFIXES = ['.jpg', '.jpeg', '.png', '.webp', '.JPG', '.JPEG', '.PNG', '.WEBP'];
+
+// ---------------------------------------------------------------- packaging, once
+
+describe('serverless package (offline, no AWS account)', () => {
+  let work: string;
+  let pkg: string;
+  let template: Template;
+  let res: Record<string, Resource>;
+  let bucketArn: string;
+  let layers: { bytes: number; layers: { name: string; bytes: number }[] };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'dogbreed-sls-'));
+    pkg = join(work, 'package');
+    // The layer build's own report (serverless.yml's plugin builds the layers again, identically).
+    const built = await run(process.execPath, [join(ROOT, 'layers/build-layers.mjs'), '--json'], {
+      cwd: ROOT,
+    });
+    layers = JSON.parse(built.stdout) as typeof layers;
+    // No credentials anywhere and no instance metadata: any AWS API call would fail the package.
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: work,
+      AWS_SHARED_CREDENTIALS_FILE: join(work, 'no-credentials'),
+      AWS_CONFIG_FILE: join(work, 'no-config'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+      CI: 'true',
+    };
+    const cli = join(ROOT, 'node_modules/osls/bin/serverless.js');
+    const args = ['package', '--stage', 'test', '--region', 'us-east-1', '--package', pkg];
+    try {
+      await run(process.execPath, [cli, ...args], { cwd: ROOT, env, maxBuffer: 16 * MB, timeout: 150_000 });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`serverless package failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    }
+    template = JSON.parse(readFileSync(join(pkg, 'cloudformation-template-update-stack.json'), 'utf8'));
+    res = template.Resources;
+    bucketArn = 'arn:${AWS::Partition}:s3:::dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}';
+  }, 180_000);
+
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  const ofType = (type: string) => Object.entries(res).filter(([, r]) => r.Type === type);
+  /** The layers the template attaches to a function (logical ids). */
+  const deployedLayers = (fn: string): string[] =>
+    arr(res[`${fn}LambdaFunction`]!.Properties.Layers as { Ref: string }[] | undefined).map((l) => l.Ref);
+
+  it('has one data bucket: named per stage/account/region, encrypted, private, versioned', () => {
+    const buckets = ofType('AWS::S3::Bucket').map(([id]) => id);
+    // ServerlessDeploymentBucket holds the artefacts serverless uploads; DataBucket is the one.
+    expect(buckets.sort()).toEqual(['DataBucket', 'ServerlessDeploymentBucket']);
+    const p = res.DataBucket!.Properties;
+    expect(p.BucketName).toEqual({ 'Fn::Sub': 'dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}' });
+    expect(p.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+    });
+    expect(p.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(p.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    // Every function is told this bucket, by the same name.
+    for (const name of Object.keys(FUNCTIONS)) {
+      const env = (res[`${name}LambdaFunction`]!.Properties.Environment as Obj).Variables as Obj;
+      expect(env.DOGBREED_BUCKET, name).toEqual(p.BucketName);
+    }
+  });
+
+  it('refuses every request that is not TLS (≥ 1.2) to the bucket and its objects', () => {
+    const policy = res.DataBucketPolicy!.Properties;
+    expect(policy.Bucket).toEqual(ref('DataBucket'));
+    const statements = (policy.PolicyDocument as Obj).Statement as unknown as Statement[];
+    const objects = { 'Fn::Sub': '${DataBucket.Arn}/*' };
+    expect(statements).toContainEqual({
+      Sid: 'DenyInsecureTransport',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 's3:*',
+      Resource: [getAtt('DataBucket', 'Arn'), objects],
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+    expect(statements.every((s) => s.Effect === 'Deny')).toBe(true);
+  });
+
+  it('expires intermediate objects, stale incoming uploads and incomplete multipart uploads', () => {
+    const rules = ((res.DataBucket!.Properties.LifecycleConfiguration as Obj).Rules as Obj[]).map((r) => {
+      const { Id, ...rest } = r;
+      return [Id, rest] as const;
+    });
+    expect(Object.fromEntries(rules)).toEqual({
+      'abort-incomplete-multipart-uploads': {
+        Status: 'Enabled',
+        Prefix: '',
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+      },
+      'expire-incoming-datasets': {
+        Status: 'Enabled',
+        Prefix: 'datasets/_incoming/',
+        ExpirationInDays: 1,
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+      },
+      'expire-intermediate-run-objects': {
+        Status: 'Enabled',
+        Prefix: 'runs/',
+        TagFilters: [{ Key: 'dogbreed-retention', Value: 'intermediate' }],
+        ExpirationInDays: 14,
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+      },
+      'expire-noncurrent-versions': {
+        Status: 'Enabled',
+        Prefix: '',
+        NoncurrentVersionExpiration: { NoncurrentDays: 90 },
+        ExpiredObjectDeleteMarker: true,
+      },
+    });
+  });
+
+  it('declares one function per Task state plus ClassifyUpload, each sized and with its own role', () => {
+    const functions = ofType('AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
+    expect(functions.sort()).toEqual(Object.keys(FUNCTIONS).sort());
+    expect(lambdaTasks.map(([n]) => n).sort()).toEqual(
+      functions.filter((f) => f !== 'ClassifyUpload').sort(),
+    );
+    const roles = new Set<string>();
+    for (const [name, want] of Object.entries(FUNCTIONS)) {
+      const p = res[`${name}LambdaFunction`]!.Properties;
+      expect(p.Handler, name).toBe(want.handler);
+      expect(p.Runtime, name).toBe('nodejs20.x');
+      expect(p.Architectures, name).toEqual(['x86_64']);
+      expect(p.MemorySize, name).toBe(want.memory);
+      expect(p.Timeout, name).toBe(want.timeout);
+      expect(p.Role, name).toEqual(getAtt(`${name}Role`, 'Arn'));
+      roles.add(`${name}Role`);
+      const layerRefs = arr(p.Layers as Json[] | undefined);
+      expect(layerRefs, name).toEqual(want.layers.map(ref));
+      const state = lambdaTasks.find(([n]) => n === name)?.[1];
+      // A function never outlives the Task state that waits for it.
+      if (state) expect(want.timeout, name).toBe(state.TimeoutSeconds);
+    }
+    expect(roles.size).toBe(Object.keys(FUNCTIONS).length);
+    // No shared default role.
+    expect(res.IamRoleLambdaExecution).toBeUndefined();
+  });
+
+  it('has no IAM statement with a wildcard action, and no S3 grant on * or the bare bucket but a prefix-limited list', () => {
+    const roles = ofType('AWS::IAM::Role');
+    expect(roles.map(([id]) => id).sort()).toEqual(Object.keys(S3_GRANTS).sort());
+    for (const [id, role] of roles) {
+      expect(arr(role.Properties.ManagedPolicyArns as Json[] | undefined), id).toEqual([]);
+      for (const s of policyStatements(role)) {
+        expect(s.Effect, id).toBe('Allow');
+        for (const action of arr(s.Action))
+          expect(action, `${id} ${action}`).toMatch(/^[a-z0-9-]+:[A-Za-z0-9]+$/);
+        const s3Actions = arr(s.Action).filter((a) => a.startsWith('s3:'));
+        if (!s3Actions.length) continue;
+        for (const r of arr(s.Resource as Json)) {
+          expect(r, id).not.toBe('*');
+          const pattern = s3Pattern(r, bucketArn);
+          expect(pattern, `${id}: S3 resource outside the data bucket: ${JSON.stringify(r)}`).toBeDefined();
+          if (pattern === '') {
+            expect(s3Actions, id).toEqual(['s3:ListBucket']);
+            expect(Object.keys(s.Condition ?? {}), id).toEqual(['StringLike']);
+          } else {
+            expect(pattern, id).not.toBe('*');
+            expect(s3Actions, id).not.toContain('s3:ListBucket');
+          }
+        }
+      }
+    }
+  });
+
+  it('grants each role exactly the S3 actions on the key prefixes its stage uses', () => {
+    for (const [id, expected] of Object.entries(S3_GRANTS)) {
+      const grants: string[] = [];
+      for (const s of policyStatements(res[id]!)) {
+        for (const action of arr(s.Action).filter((a) => a.startsWith('s3:'))) {
+          for (const r of arr(s.Resource as Json)) {
+            const pattern = s3Pattern(r, bucketArn);
+            const prefix = ((s.Condition?.StringLike as Obj | undefined)?.['s3:prefix'] ?? []) as string[];
+            grants.push(pattern === '' ? `${action}  prefix ${prefix.join(',')}` : `${action} ${pattern}`);
+          }
+        }
+      }
+      expect(grants.sort(), id).toEqual(expected);
+    }
+    // Nobody may delete a model, a report or the champion pointer.
+    const deletes = Object.values(S3_GRANTS)
+      .flat()
+      .filter((g) => g.startsWith('s3:DeleteObject'));
+    expect(deletes).toEqual(['s3:DeleteObject datasets/_incoming/*']);
+  });
+
+  it('lets each function write only its own log group', () => {
+    for (const name of Object.keys(FUNCTIONS)) {
+      const logs = policyStatements(res[`${name}Role`]!).filter((s) => arr(s.Action)[0]?.startsWith('logs:'));
+      expect(logs, name).toEqual([
+        {
+          Effect: 'Allow',
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Resource: {
+            'Fn::Sub': `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/dogbreed-pipeline-test-${name}:*`,
+          },
+        },
+      ]);
+    }
+  });
+
+  it('sends uploads/<image> notifications, one per image suffix, to ClassifyUpload on the same bucket', () => {
+    const notifications = res.DataBucket!.Properties.NotificationConfiguration as Obj;
+    expect(Object.keys(notifications)).toEqual(['LambdaConfigurations']);
+    const configs = notifications.LambdaConfigurations as Obj[];
+    const filters = configs.map((c) => {
+      expect(c.Event).toBe('s3:ObjectCreated:*');
+      expect(c.Function).toEqual(getAtt('ClassifyUploadLambdaFunction', 'Arn'));
+      const rules = ((c.Filter as Obj).S3Key as Obj).Rules as { Name: string; Value: string }[];
+      return Object.fromEntries(rules.map((r) => [r.Name, r.Value]));
+    });
+    expect(filters).toEqual(IMAGE_SUFFIXES.map((suffix) => ({ prefix: 'uploads/', suffix })));
+    // The handler classifies exactly what the notification sends.
+    for (const suffix of IMAGE_SUFFIXES) expect(isUploadImageKey(`uploads/dog${suffix}`), suffix).toBe(true);
+    const permission = res.ClassifyUploadS3Permission!;
+    expect(permission.Properties).toEqual({
+      Action: 'lambda:InvokeFunction',
+      FunctionName: getAtt('ClassifyUploadLambdaFunction', 'Arn'),
+      Principal: 's3.amazonaws.com',
+      SourceArn: { 'Fn::Sub': bucketArn },
+      SourceAccount: ref('AWS::AccountId'),
+    });
+    // S3 validates the target when the bucket is configured: the permission comes first.
+    expect(arr(res.DataBucket!.DependsOn)).toEqual(['ClassifyUploadS3Permission']);
+    // And nothing the permission needs refers back to the bucket (no circular dependency).
+    expect(JSON.stringify(res.ClassifyUploadLambdaFunction)).not.toContain('DataBucket');
+    expect(JSON.stringify(res.ClassifyUploadRole)).not.toContain('DataBucket');
+  });
+
+  it('deploys statemachine/pipeline.asl.json unchanged, its placeholders bound to this stack', () => {
+    const sm = res.PipelineStateMachine!.Properties;
+    expect(sm.StateMachineType).toBe('STANDARD');
+    expect(sm.RoleArn).toEqual(getAtt('PipelineStateMachineRole', 'Arn'));
+    const definition = sm.DefinitionString;
+    expect(typeof definition).toBe('string');
+    expect(JSON.parse(definition as string)).toEqual(JSON.parse(aslText));
+    const subs = sm.DefinitionSubstitutions as Obj;
+    const expected: Obj = {
+      TrainJobQueueArn: ref('TrainJobQueue'),
+      TrainJobDefinitionArn: ref('TrainJobDefinition'),
+    };
+    for (const [state, s] of lambdaTasks) {
+      expect(s.Resource).toBe(`\${${state}FunctionArn}`);
+      expected[`${state}FunctionArn`] = getAtt(`${state}LambdaFunction`, 'Arn');
+    }
+    expect(subs).toEqual(expected);
+    expect(placeholders(definition as string)).toEqual(Object.keys(subs).sort());
+    // After substitution (as CloudFormation does it), the deployed definition is the ASL file's.
+    const values = Object.fromEntries(
+      Object.entries(subs).map(([k, v]) => [k, `arn:aws:resolved:${JSON.stringify(v).replace(/\W+/g, '-')}`]),
+    );
+    expect(JSON.parse(substitute(definition as string, values))).toEqual(
+      JSON.parse(substitute(aslText, values)),
+    );
+  });
+
+  it('lets the state machine invoke its functions and run the training job, nothing more', () => {
+    const statements = policyStatements(res.PipelineStateMachineRole!);
+    const invoke = statements.find((s) => arr(s.Action).includes('lambda:InvokeFunction'))!;
+    const byJson = (a: Json, b: Json) => JSON.stringify(a).localeCompare(JSON.stringify(b));
+    expect(arr(invoke.Resource as Json).sort(byJson)).toEqual(
+      lambdaTasks.map(([n]) => getAtt(`${n}LambdaFunction`, 'Arn')).sort(byJson),
+    );
+    const actions = statements.flatMap((s) => arr(s.Action)).sort();
+    expect(actions).toEqual([
+      'batch:DescribeJobs',
+      'batch:SubmitJob',
+      'batch:TerminateJob',
+      'events:DescribeRule',
+      'events:PutRule',
+      'events:PutTargets',
+      'lambda:InvokeFunction',
+    ]);
+    const submit = statements.find((s) => arr(s.Action).includes('batch:SubmitJob'))!;
+    expect(arr(submit.Resource as Json)[0]).toEqual(ref('TrainJobQueue'));
+    // DescribeJobs is the one action AWS offers no resource-level permission for.
+    const star = statements.filter((s) => arr(s.Resource as Json).includes('*'));
+    expect(star.map((s) => s.Action)).toEqual(['batch:DescribeJobs']);
+  });
+
+  it('trains on a GPU Batch queue: spot first, on-demand fallback, retrying lost hosts only', () => {
+    const queue = res.TrainJobQueue!.Properties;
+    expect(queue.ComputeEnvironmentOrder).toEqual([
+      { Order: 1, ComputeEnvironment: ref('TrainSpotComputeEnvironment') },
+      { Order: 2, ComputeEnvironment: ref('TrainOnDemandComputeEnvironment') },
+    ]);
+    for (const [id, type] of [
+      ['TrainSpotComputeEnvironment', 'SPOT'],
+      ['TrainOnDemandComputeEnvironment', 'EC2'],
+    ] as const) {
+      const ce = res[id]!.Properties;
+      expect(ce.Type, id).toBe('MANAGED');
+      const cr = ce.ComputeResources as Obj;
+      expect(cr.Type, id).toBe(type);
+      expect(cr.MinvCpus, id).toBe(0);
+      expect(cr.MaxvCpus, id).toBe(16);
+      expect((cr.InstanceTypes as string[]).length, id).toBeGreaterThan(0);
+      for (const t of cr.InstanceTypes as string[]) expect(t, id).toMatch(/^(g4dn|g5|g6|p3|p4d)\./);
+      expect(cr.Ec2Configuration, id).toEqual([{ ImageType: 'ECS_AL2_NVIDIA' }]);
+      expect(cr.InstanceRole, id).toEqual(getAtt('BatchInstanceProfile', 'Arn'));
+      expect(cr.Subnets, id).toEqual(ref('BatchSubnetIds'));
+    }
+    // Typed, so CloudFormation refuses a deploy without real subnets (--param="batchSubnetIds=…").
+    expect(template.Parameters.BatchSubnetIds).toMatchObject({
+      Type: 'List<AWS::EC2::Subnet::Id>',
+      Default: '',
+    });
+    expect(res.BatchInstanceProfile!.Properties.Roles).toEqual([ref('BatchInstanceRole')]);
+
+    const job = res.TrainJobDefinition!.Properties;
+    expect(job.Type).toBe('container');
+    expect(job.PlatformCapabilities).toEqual(['EC2']);
+    const container = job.ContainerProperties as Obj;
+    expect(container.ResourceRequirements).toEqual([
+      { Type: 'GPU', Value: '1' },
+      { Type: 'VCPU', Value: '4' },
+      { Type: 'MEMORY', Value: '14336' },
+    ]);
+    expect(container.Image).toEqual({ 'Fn::Sub': '${TrainImageRepository.RepositoryUri}:latest' });
+    expect(container.JobRoleArn).toEqual(getAtt('TrainJobRole', 'Arn'));
+    expect(container.LogConfiguration).toEqual({
+      LogDriver: 'awslogs',
+      Options: {
+        'awslogs-group': ref('TrainLogGroup'),
+        'awslogs-region': ref('AWS::Region'),
+        'awslogs-stream-prefix': 'train',
+      },
+    });
+    const env = Object.fromEntries(
+      (container.Environment as { Name: string; Value: Json }[]).map((e) => [e.Name, e.Value]),
+    );
+    expect(env.DOGBREED_BUCKET).toEqual(res.DataBucket!.Properties.BucketName);
+    // The job's time limit is the TrainModel state's.
+    const train = asl.States.TrainModel!;
+    expect((job.Timeout as Obj).AttemptDurationSeconds).toBe(train.TimeoutSeconds);
+    const retry = job.RetryStrategy as { Attempts: number; EvaluateOnExit: Obj[] };
+    expect(retry.Attempts).toBeGreaterThan(1);
+    expect(retry.EvaluateOnExit[0]).toEqual({ OnStatusReason: 'Host EC2*', Action: 'RETRY' });
+    expect(retry.EvaluateOnExit.at(-1)).toEqual({ OnReason: '*', Action: 'EXIT' });
+    expect(res.TrainJobRole!.Properties.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [{ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+    });
+    expect(res.TrainImageRepository!.Type).toBe('AWS::ECR::Repository');
+  });
+
+  it('outputs the bucket, the state machine, the job queue and the image repository', () => {
+    expect(template.Outputs.BucketName?.Value).toEqual(ref('DataBucket'));
+    expect(template.Outputs.StateMachineArn?.Value).toEqual(ref('PipelineStateMachine'));
+    expect(template.Outputs.TrainJobQueueArn?.Value).toEqual(ref('TrainJobQueue'));
+    expect(template.Outputs.TrainImageRepositoryUri?.Value).toEqual(
+      getAtt('TrainImageRepository', 'RepositoryUri'),
+    );
+  });
+
+  it('keeps every function, with its layers, under Lambda’s size limits', async () => {
+    const layerZip: Record<string, string> = {
+      SharpLambdaLayer: join(pkg, 'sharp.zip'),
+      OnnxruntimeLambdaLayer: join(pkg, 'onnxruntime.zip'),
+    };
+    for (const [id, file] of Object.entries(layerZip)) {
+      expect(res[id]?.Type, id).toBe('AWS::Lambda::LayerVersion');
+      expect(res[id]!.Properties.CompatibleArchitectures, id).toEqual(['x86_64']);
+      expect((await stat(file)).size, id).toBeLessThan(ZIPPED_LIMIT);
+    }
+    // What build-layers.mjs reported is what the zips hold.
+    for (const l of layers.layers) {
+      expect(
+        unzippedSize(layerZip[l.name === 'sharp' ? 'SharpLambdaLayer' : 'OnnxruntimeLambdaLayer']!),
+      ).toBe(l.bytes);
+    }
+    for (const name of Object.keys(FUNCTIONS)) {
+      const zip = join(pkg, `${name}.zip`);
+      const zipped = (await stat(zip)).size;
+      expect(zipped, name).toBeLessThan(ZIPPED_LIMIT);
+      const attached = deployedLayers(name);
+      const total = unzippedSize(zip) + attached.reduce((sum, l) => sum + unzippedSize(layerZip[l]!), 0);
+      expect(total, name).toBeLessThan(UNZIPPED_LIMIT);
+    }
+    // onnxruntime-node ships every platform: only linux-x64 may be in the layer.
+    const ort = readZip(readFileSync(layerZip.OnnxruntimeLambdaLayer!)).map((e) => e.name);
+    const natives = ort.filter((n) => /\.(node|so(\.\d+)*|dll|dylib)$/.test(n)).sort();
+    expect(natives).toEqual([
+      'nodejs/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
+      'nodejs/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
+    ]);
+    const sharpNatives = readZip(readFileSync(layerZip.SharpLambdaLayer!))
+      .map((e) => e.name)
+      .filter((n) => /\.(node|so(\.\d+)*|dll|dylib)$/.test(n));
+    expect(
+      sharpNatives.every(
+        (n) => n.includes('/@img/sharp-linux-x64/') || n.includes('/@img/sharp-libvips-linux-x64/'),
+      ),
+    ).toBe(true);
+    expect(sharpNatives.length).toBe(2);
+  });
+
+  it('each function bundle loads with its layers alone, as in Lambda (no repository node_modules)', async () => {
+    const model = join(work, 'tiny.onnx');
+    await writeFile(model, buildTinyBackbone({ inputSize: 16 }));
+    const layerOf: Record<string, string> = {
+      SharpLambdaLayer: join(pkg, 'sharp.zip'),
+      OnnxruntimeLambdaLayer: join(pkg, 'onnxruntime.zip'),
+    };
+    const checks = Object.keys(FUNCTIONS).map(async (name) => {
+      // /var/task ≈ task/, the layers' nodejs/node_modules ≈ node_modules/ above it (the Lambda
+      // runtime resolves ESM imports from /opt/nodejs/node_modules; here the parent folder does).
+      const sandbox = join(work, 'lambda', name);
+      await extractZip(join(pkg, `${name}.zip`), join(sandbox, 'task'));
+      const attached = deployedLayers(name);
+      for (const l of attached) {
+        const opt = join(sandbox, 'opt', l);
+        await extractZip(layerOf[l]!, opt);
+        for (const dep of await readdir(join(opt, 'nodejs/node_modules'))) {
+          await mkdir(join(sandbox, 'node_modules'), { recursive: true });
+          await run('cp', ['-R', join(opt, 'nodejs/node_modules', dep), join(sandbox, 'node_modules/')]);
+        }
+      }
+      const handler = res[`${name}LambdaFunction`]!.Properties.Handler as string;
+      const file = join(sandbox, 'task', `${handler.replace(/\.handler$/, '')}.mjs`);
+      const script = [
+        `const m = await import(${JSON.stringify(file)});`,
+        `if (typeof m.handler !== 'function') throw new Error('no handler export');`,
+        `const { createRequire } = await import('node:module');`,
+        `const req = createRequire(${JSON.stringify(join(sandbox, 'task', 'x.js'))});`,
+        `const out = {};`,
+        `try { const sharp = req('sharp'); const png = await sharp({ create: { width: 3, height: 2, channels: 3, background: '#08f' } }).png().toBuffer(); out.sharp = (await sharp(png).metadata()).width; } catch (e) { out.sharp = String(e.code ?? e.message); }`,
+        `try { const ort = req('onnxruntime-node'); const s = await ort.InferenceSession.create(${JSON.stringify(model)}); out.ort = s.inputNames.length; } catch (e) { out.ort = String(e.code ?? e.message); }`,
+        `console.log(JSON.stringify(out));`,
+      ].join('\n');
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: sandbox,
+        env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      });
+      const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+        sharp: number | string;
+        ort: number | string;
+      };
+      const hasSharp = attached.includes('SharpLambdaLayer');
+      const hasOrt = attached.includes('OnnxruntimeLambdaLayer');
+      expect(out.sharp, name).toBe(hasSharp ? 3 : 'MODULE_NOT_FOUND');
+      expect(out.ort, name).toBe(hasOrt ? 1 : 'MODULE_NOT_FOUND');
+    });
+    await Promise.all(checks);
+    expect(
+      existsSync(join(tmpdir(), 'node_modules')),
+      'a node_modules above the sandbox would hide a missing layer',
+    ).toBe(false);
+  }, 60_000);
+});
