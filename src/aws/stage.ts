@@ -22,9 +22,9 @@ export async function resolveStage(
   stage: string,
   opts: { region?: string; client?: CloudFormationClient } = {},
 ): Promise<DeployedStage> {
-  if (!/^[A-Za-z0-9-]{1,32}$/.test(stage)) {
+  if (!/^[a-z0-9-]{1,32}$/.test(stage)) {
     throw new InputError(
-      `--stage must be letters, digits and dashes (as given to serverless deploy), got "${stage}"`,
+      `--stage must be lower-case letters, digits and dashes (it is part of the bucket name), got "${stage}"`,
     );
   }
   const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';

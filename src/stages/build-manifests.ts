@@ -3,7 +3,7 @@ import { planShards, shardRows, stratifiedSplit } from '../dataset/split.ts';
 import { DataError } from '../errors.ts';
 import type { ManifestsEvent } from '../events.ts';
 import { logger } from '../log.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import type { IndexRow, Inventory, ManifestsResult } from '../types.ts';
 import { SPLITS } from '../types.ts';
 import { parseJsonl, toJsonl } from '../util/jsonl.ts';
@@ -47,6 +47,7 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
   for (const shard of shards) {
     await store.put(shard.listKey, toJsonl(shardRows(splits, shard, config.shardSize)), {
       contentType: 'application/x-ndjson',
+      tags: INTERMEDIATE,
     });
   }
   const labelsKey = keys.classes(runId);

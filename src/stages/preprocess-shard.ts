@@ -6,7 +6,7 @@ import { DataError } from '../errors.ts';
 import type { PreprocessEvent } from '../events.ts';
 import { preprocessImage } from '../imaging/preprocess-image.ts';
 import { logger } from '../log.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import type { ShardResult, ShardSample } from '../types.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
 import { parseJsonl } from '../util/jsonl.ts';
@@ -59,6 +59,7 @@ export async function preprocessShard(store: ObjectStore, event: PreprocessEvent
   await store.put(shard.outputKey, tar, {
     contentType: 'application/x-tar',
     metadata: { sha256, images: String(rows.length) },
+    tags: INTERMEDIATE,
   });
   logger.info(
     `${shard.split} shard ${shard.index}: ${rows.length} images, ${(tar.length / 1048576).toFixed(1)} MiB`,

@@ -6,7 +6,7 @@ import { RowTable, runBatched } from '../model/batch-model.ts';
 import { evalView } from '../model/image-tensor.ts';
 import { loadServingModel } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
+import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
 import type { ValidationResult } from '../types.ts';
 import { keys } from './keys.ts';
@@ -67,7 +67,7 @@ export async function validateShard(store: ObjectStore, event: ValidateEvent): P
     modelSha256: model.sha256,
     predictions,
   };
-  await store.putJson(task.predictionsKey, shard);
+  await store.putJson(task.predictionsKey, shard, { tags: INTERMEDIATE });
   logger.info(`test shard ${task.index}: ${correct}/${images.length} correct`, { key: task.predictionsKey });
   return {
     predictionsKey: task.predictionsKey,

@@ -18,7 +18,12 @@ export interface ByteRange {
 export interface PutOptions {
   contentType?: string;
   metadata?: Record<string, string>;
+  /** Object tags; the bucket's lifecycle rules expire objects tagged as intermediate. */
+  tags?: Record<string, string>;
 }
+
+/** Shard lists, shards and per-shard predictions: rebuilt by a rerun, expired by the bucket's lifecycle. */
+export const INTERMEDIATE: Record<string, string> = { 'dogbreed-retention': 'intermediate' };
 
 export interface ObjectStore {
   readonly bucket: string;
@@ -31,7 +36,7 @@ export interface ObjectStore {
   getJson<T>(key: string): Promise<T>;
   /** Single PUT: the object appears whole or not at all. */
   put(key: string, body: Buffer | string, opts?: PutOptions): Promise<void>;
-  putJson(key: string, value: unknown): Promise<void>;
+  putJson(key: string, value: unknown, opts?: PutOptions): Promise<void>;
   /** Streamed multipart upload with bounded memory; the object appears only when complete. */
   upload(
     key: string,

@@ -49,6 +49,10 @@ function isNotFound(err: unknown): boolean {
   return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404;
 }
 
+function isForbidden(err: unknown): boolean {
+  return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 403;
+}
+
 /** Maps SDK errors to the pipeline's named errors, naming the key. */
 function mapError(err: unknown, bucket: string, key: string): Error {
   if (isNotFound(err)) return new NotFoundError(`s3://${bucket}/${key} does not exist`);
@@ -62,6 +66,11 @@ function mapError(err: unknown, bucket: string, key: string): Error {
     return new TransientError(`S3 connection error on s3://${bucket}/${key}: ${e.message}`);
   }
   return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Tags as S3's x-amz-tagging header wants them: a URL-encoded query string. */
+function tagging(tags: Record<string, string> | undefined): string | undefined {
+  return tags ? new URLSearchParams(tags).toString() : undefined;
 }
 
 export class S3ObjectStore implements ObjectStore {
@@ -84,8 +93,20 @@ export class S3ObjectStore implements ObjectStore {
       return { size: out.ContentLength ?? 0, etag: out.ETag ?? '', metadata: out.Metadata ?? {} };
     } catch (err) {
       if (isNotFound(err)) return undefined;
+      if (isForbidden(err) && !(await this.listed(key))) return undefined;
       throw mapError(err, this.bucket, key);
     }
+  }
+
+  /**
+   * Whether `key` exists, by listing: S3 answers a HEAD of a missing key with 403 instead of 404
+   * when the caller's s3:ListBucket is limited to prefixes (the per-function IAM on AWS).
+   */
+  private async listed(key: string): Promise<boolean> {
+    const out = await this.call(key, () =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 })),
+    );
+    return out.Contents?.[0]?.Key === key;
   }
 
   async getStream(key: string, range?: ByteRange): Promise<Readable> {
@@ -138,13 +159,14 @@ export class S3ObjectStore implements ObjectStore {
           Body: body,
           ContentType: opts.contentType,
           Metadata: opts.metadata,
+          Tagging: tagging(opts.tags),
         }),
       ),
     );
   }
 
-  async putJson(key: string, value: unknown): Promise<void> {
-    await this.put(key, `${JSON.stringify(value, null, 2)}\n`, { contentType: 'application/json' });
+  async putJson(key: string, value: unknown, opts: PutOptions = {}): Promise<void> {
+    await this.put(key, `${JSON.stringify(value, null, 2)}\n`, { contentType: 'application/json', ...opts });
   }
 
   async upload(
