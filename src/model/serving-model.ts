@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULTS } from '../config.ts';
 import { DataError } from '../errors.ts';
+import { preprocessImage } from '../imaging/preprocess-image.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { OnnxBatchModel } from './batch-model.ts';
+import { evalView } from './image-tensor.ts';
 import { loadModel } from './onnx-graph.ts';
 import type { PreprocessSpec } from './types.ts';
 
@@ -116,4 +119,27 @@ export async function loadServingModel(store: ObjectStore, key: string): Promise
     }
   }
   return model;
+}
+
+/** The shorter side Preprocess gave the model's training images (`--resize`), so other images get the same pixels. */
+export function trainedShorterSide(model: ServingModel): number {
+  const trained = model.meta.provenance.shardShorterSide;
+  return typeof trained === 'number' ? trained : DEFAULTS.resizeShorter;
+}
+
+/**
+ * An original image as the pipeline shows it to its model: Preprocess's resize and re-encode,
+ * then the model's own evaluation view. `dogbreed evaluate` and upload classification share it,
+ * so both see exactly what Validate saw.
+ */
+export async function modelInput(
+  model: ServingModel,
+  image: Buffer,
+  name: string,
+  opts: { resizeShorter?: number; maxPixels?: number } = {},
+): Promise<{ tensor: Float32Array; sourceWidth: number; sourceHeight: number }> {
+  const resizeShorter = opts.resizeShorter ?? trainedShorterSide(model);
+  const pre = await preprocessImage(image, { resizeShorter, maxPixels: opts.maxPixels, name });
+  const tensor = await evalView(pre.jpeg, model.meta.preprocess, name);
+  return { tensor, sourceWidth: pre.sourceWidth, sourceHeight: pre.sourceHeight };
 }

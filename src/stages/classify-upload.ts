@@ -1,13 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import { DEFAULTS } from '../config.ts';
 import { sniffImage } from '../dataset/image-sniff.ts';
 import { parseClassName } from '../dataset/profiles.ts';
 import { errorMessage, InputError, NotFoundError, TransientError } from '../errors.ts';
-import { preprocessImage, resizedSize } from '../imaging/preprocess-image.ts';
+import { resizedSize } from '../imaging/preprocess-image.ts';
 import { logger } from '../log.ts';
-import { evalView } from '../model/image-tensor.ts';
-import { loadServingModel, type ServingModel } from '../model/serving-model.ts';
+import {
+  loadServingModel,
+  modelInput,
+  type ServingModel,
+  trainedShorterSide,
+} from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ImageFormat } from '../types.ts';
@@ -203,12 +206,6 @@ async function championModel(store: ObjectStore): Promise<{ champion: Champion; 
   return { champion, model: served };
 }
 
-/** The shorter side Preprocess gave the training images, so serving sees the same pixels. */
-function trainedShorterSide(model: ServingModel): number {
-  const trained = model.meta.provenance.shardShorterSide;
-  return typeof trained === 'number' ? trained : DEFAULTS.resizeShorter;
-}
-
 /** Header only: format and size, and the pixel limit, before anything is decoded. */
 function checkHeader(key: string, bytes: Buffer, maxPixels: number) {
   const sniffed = sniffImage(bytes);
@@ -250,9 +247,9 @@ async function classify(
   let tensor: Float32Array;
   let shown: { width: number; height: number };
   try {
-    const pre = await preprocessImage(bytes, { resizeShorter, maxPixels: limits.maxPixels, name: key });
-    shown = { width: pre.sourceWidth, height: pre.sourceHeight };
-    tensor = await evalView(pre.jpeg, model.meta.preprocess, key);
+    const input = await modelInput(model, bytes, key, { resizeShorter, maxPixels: limits.maxPixels });
+    shown = { width: input.sourceWidth, height: input.sourceHeight };
+    tensor = input.tensor;
   } catch (err) {
     throw new Rejected('CorruptImage', `${errorMessage(err)}: upload the whole file again`);
   }

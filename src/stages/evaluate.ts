@@ -1,15 +1,17 @@
 import { readFile } from 'node:fs/promises';
-import { DEFAULTS } from '../config.ts';
 import { parseClassName } from '../dataset/profiles.ts';
 import { openSource, parseSource } from '../dataset/sources.ts';
 import { readTar } from '../dataset/tar-reader.ts';
 import { DataError, InputError } from '../errors.ts';
-import { preprocessImage } from '../imaging/preprocess-image.ts';
 import { type ComputedMetrics, computeMetrics } from '../metrics/compute.ts';
 import type { Prediction } from '../metrics/types.ts';
 import { RowTable, runBatched } from '../model/batch-model.ts';
-import { evalView } from '../model/image-tensor.ts';
-import { loadServingModel, type ServingModel, servingModelFromBytes } from '../model/serving-model.ts';
+import {
+  loadServingModel,
+  modelInput,
+  type ServingModel,
+  servingModelFromBytes,
+} from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { keys } from './keys.ts';
@@ -65,9 +67,6 @@ async function resolveModel(store: ObjectStore, ref: string): Promise<ServingMod
 export async function evaluateModel(store: ObjectStore, opts: EvaluateOptions): Promise<EvaluateResult> {
   const model = await resolveModel(store, opts.model);
   const labels = model.meta.labels;
-  const trained = model.meta.provenance.shardShorterSide;
-  const resizeShorter =
-    opts.resizeShorter ?? (typeof trained === 'number' ? trained : DEFAULTS.resizeShorter);
   const index = new Map(labels.map((l, i) => [l, i]));
   const unknown = new Set<string>();
   async function* images() {
@@ -91,8 +90,8 @@ export async function evaluateModel(store: ObjectStore, opts: EvaluateOptions): 
     async (img) => {
       const row = names.push(img.name) - 1;
       trueLabels[row] = img.label;
-      const { jpeg } = await preprocessImage(img.data, { resizeShorter, name: img.name });
-      return { tensors: [await evalView(jpeg, model.meta.preprocess, img.name)], label: row };
+      const { tensor } = await modelInput(model, img.data, img.name, { resizeShorter: opts.resizeShorter });
+      return { tensors: [tensor], label: row };
     },
     model.runner,
     { batchSize: BATCH, table, onBatch: (rows) => opts.onProgress?.(rows) },
