@@ -22,7 +22,7 @@ import {
 } from '../src/stages/classify-upload.ts';
 import type { Champion } from '../src/stages/write-report.ts';
 import type { ObjectInfo, ObjectStore, PutOptions } from '../src/storage/object-store.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
+import { openStore } from '../src/storage/s3-store.ts';
 import { makeJpegs } from './images.ts';
 import { SHARED_SAMPLE_DIR, TSNODE } from './paths.ts';
 import { progress, round, runChecked } from './util.ts';
@@ -157,10 +157,7 @@ export async function benchClassify(dir: string, quick: boolean): Promise<Record
   const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
   const restoreEnv = useLocalS3(s3.endpoint, s3.bucket);
   try {
-    const store = new S3ObjectStore(
-      createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }),
-      LOCAL_BUCKET,
-    );
+    const store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     const count = quick ? 20 : 100;
     // Stanford Dogs' typical photo size.
     const images = await makeJpegs(count, () => ({ width: 500, height: 375 }));

@@ -14,7 +14,7 @@ import type { VerifyEvent } from '../src/events.ts';
 import { startLocalS3 } from '../src/local/s3-server.ts';
 import { keys } from '../src/stages/keys.ts';
 import { verifyDataset } from '../src/stages/verify-dataset.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
+import { openStore } from '../src/storage/s3-store.ts';
 import { makeJpegs } from './images.ts';
 import { interleavedBest, type Measured, MiB, progress, round, runChecked } from './util.ts';
 
@@ -100,7 +100,7 @@ export async function benchVerify(dir: string, quick: boolean) {
   const bucket = 'bench-verify';
   const s3 = await startLocalS3({ directory: join(dir, 's3'), bucket });
   try {
-    const store = new S3ObjectStore(createS3Client({ bucket, endpoint: s3.endpoint }), bucket);
+    const store = openStore({ bucket, endpoint: s3.endpoint });
     const datasetId = sha256.slice(0, 16);
     const tarKey = keys.datasetTar(datasetId);
     progress('verify: uploading the tarball to the local S3');

@@ -18,7 +18,7 @@ import { type LocalS3, startLocalS3 } from '../src/local/s3-server.ts';
 import { attachUploadTrigger, encodeEventKey } from '../src/local/upload-trigger.ts';
 import type { PredictionDocument, UploadFailure, UploadPrediction } from '../src/stages/classify-upload.ts';
 import type { Champion } from '../src/stages/write-report.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
+import { createS3Client, openStore, type S3ObjectStore } from '../src/storage/s3-store.ts';
 import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
 import { startTestS3 } from './helpers/local-s3.ts';
@@ -86,10 +86,7 @@ beforeAll(async () => {
   expect(run.status, `${run.error}: ${run.cause}`).toBe('SUCCEEDED');
   const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
   try {
-    const store = new S3ObjectStore(
-      createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }),
-      LOCAL_BUCKET,
-    );
+    const store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     champion = await store.getJson<Champion>('models/current.json');
     const rows = parseJsonl<ManifestRow>(await store.getText('runs/champ/manifests/test.jsonl'), 'test');
     samples = await sampleImages(tar, new Map(rows.map((r) => [r.member, r.class])));
@@ -119,7 +116,7 @@ describe('classify-upload handler on S3 events', () => {
 
   beforeAll(async () => {
     s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
-    store = new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET);
+    store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     restoreEnv = useLocalS3(s3.endpoint, s3.bucket);
   });
   afterEach(() => {
@@ -534,7 +531,7 @@ describeShared('upload classification of real Stanford Dogs photos', () => {
     });
     expect(run.status, `${run.error}: ${run.cause}`).toBe('SUCCEEDED');
     s3 = await startLocalS3({ directory: join(realWs, 's3'), bucket: LOCAL_BUCKET });
-    store = new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET);
+    store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     restoreEnv = useLocalS3(s3.endpoint, s3.bucket);
   }, 600_000);
   afterAll(async () => {

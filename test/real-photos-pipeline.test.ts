@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readTar } from '../src/dataset/tar-reader.ts';
 import { LOCAL_BUCKET, type LocalRunResult, runLocalPipeline } from '../src/local/pipeline.ts';
 import { startLocalS3 } from '../src/local/s3-server.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/s3-store.ts';
+import { openStore } from '../src/storage/s3-store.ts';
 import type { ManifestsResult, ShardResult, ShardSample, VerifyResult } from '../src/types.ts';
 import { testAccuracy } from './helpers/evaluate.ts';
 import { describeShared, SHARED_BACKBONE, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
@@ -56,10 +56,7 @@ describeShared('local pipeline on real Stanford Dogs photos', () => {
 
   it('puts every photo in exactly one shard of one split, with its breed label', async () => {
     const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
-    const store = new S3ObjectStore(
-      createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }),
-      LOCAL_BUCKET,
-    );
+    const store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     try {
       const seen = new Map<string, string>();
       const perClassSplit = new Map<string, number>();
@@ -90,10 +87,7 @@ describeShared('local pipeline on real Stanford Dogs photos', () => {
 
   it('trains a head from the backbone’s ImageNet rows that reaches ≥ 0.72 top-1 on the run’s own test split', async () => {
     const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
-    const store = new S3ObjectStore(
-      createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }),
-      LOCAL_BUCKET,
-    );
+    const store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     try {
       const training = await store.getJson<{
         init: string;

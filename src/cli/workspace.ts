@@ -3,7 +3,7 @@ import { resolveStage } from '../aws/stage.ts';
 import { LOCAL_BUCKET } from '../local/pipeline.ts';
 import { type LocalS3, startLocalS3 } from '../local/s3-server.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { createS3Client, S3ObjectStore } from '../storage/s3-store.ts';
+import { openStore } from '../storage/s3-store.ts';
 
 // Where the commands that read and write runs find the bucket: the workspace's local S3 (the
 // embedded default), or a deployed stage's bucket on AWS (--stage NAME).
@@ -27,22 +27,20 @@ export async function withStore<T>(
   if (target.stage) {
     const stage = await resolveStage(target.stage, { region: target.region });
     // DOGBREED_S3_ENDPOINT points a stage at an S3-compatible endpoint (tests use a local one).
-    const client = createS3Client({
-      bucket: stage.bucket,
-      region: stage.region,
-      endpoint: process.env.DOGBREED_S3_ENDPOINT || undefined,
-    });
-    return fn(new S3ObjectStore(client, stage.bucket));
+    return fn(
+      openStore({
+        bucket: stage.bucket,
+        region: stage.region,
+        endpoint: process.env.DOGBREED_S3_ENDPOINT || undefined,
+      }),
+    );
   }
   const s3 = await startLocalS3({
     directory: resolve(workspaceDir(target.workspace), 's3'),
     bucket: LOCAL_BUCKET,
   });
   try {
-    return await fn(
-      new S3ObjectStore(createS3Client({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), LOCAL_BUCKET),
-      s3,
-    );
+    return await fn(openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint }), s3);
   } finally {
     await s3.close();
   }

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { MetricsReport } from '../metrics/types.ts';
 import { keys } from '../stages/keys.ts';
-import { createS3Client, S3ObjectStore } from '../storage/s3-store.ts';
+import { openStore } from '../storage/s3-store.ts';
 import type { FailureReport, PipelineConfig } from '../types.ts';
 import { loadLocalDefinition } from './definition.ts';
 import { localHandlers } from './handlers.ts';
@@ -70,7 +70,7 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
       onEvent: opts.onEvent,
       signal: opts.signal,
     });
-    const store = new S3ObjectStore(createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint }), s3.bucket);
+    const store = openStore({ bucket: s3.bucket, endpoint: s3.endpoint });
     const failure =
       result.status === 'FAILED' && (await store.head(keys.failure(runId)))
         ? await store.getJson<FailureReport>(keys.failure(runId))

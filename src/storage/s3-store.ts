@@ -231,6 +231,11 @@ export class S3ObjectStore implements ObjectStore {
   }
 }
 
+/** A store on `bucket`, at AWS or at an S3-compatible endpoint (the embedded server). */
+export function openStore(cfg: S3StoreConfig): S3ObjectStore {
+  return new S3ObjectStore(createS3Client(cfg), cfg.bucket);
+}
+
 const cache = new Map<string, S3ObjectStore>();
 
 /**
@@ -244,7 +249,7 @@ export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): S3ObjectStor
   const id = `${endpoint ?? 'aws'}|${bucket}`;
   let store = cache.get(id);
   if (!store) {
-    store = new S3ObjectStore(createS3Client({ bucket, endpoint }), bucket);
+    store = openStore({ bucket, endpoint });
     cache.set(id, store);
   }
   return store;

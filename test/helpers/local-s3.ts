@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalS3, startLocalS3 } from '../../src/local/s3-server.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/s3-store.ts';
+import { openStore, type S3ObjectStore } from '../../src/storage/s3-store.ts';
 
 export interface TestS3 {
   s3: LocalS3;
@@ -17,7 +17,7 @@ export interface TestS3 {
 export async function startTestS3(bucket = 'test-bucket'): Promise<TestS3> {
   const dir = await mkdtemp(join(tmpdir(), 'dogbreed-s3-'));
   const s3 = await startLocalS3({ directory: dir, bucket });
-  const store = new S3ObjectStore(createS3Client({ bucket, endpoint: s3.endpoint }), bucket);
+  const store = openStore({ bucket, endpoint: s3.endpoint });
   return {
     s3,
     store,
