@@ -92,7 +92,7 @@ export class RowTable {
     this.labelData = new Int32Array(1024);
   }
 
-  push(features: Float32Array, labels: readonly number[]): void {
+  push(features: Float32Array, labels: ArrayLike<number>): void {
     const needed = this.rows + labels.length;
     if (needed > this.labelData.length) {
       const capacity = Math.max(needed, this.labelData.length * 2);

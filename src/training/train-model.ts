@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseClassName } from '../dataset/profiles.ts';
 import { DataError } from '../errors.ts';
-import { OnnxBatchModel, RowTable, runBatched } from '../model/batch-model.ts';
-import { evalView, trainView } from '../model/image-tensor.ts';
+import { OnnxBatchModel } from '../model/batch-model.ts';
 import {
   cutAtFeature,
   extractClassifier,
@@ -17,9 +16,8 @@ import type { BackboneClassifier, FeatureCut, PreprocessSpec } from '../model/ty
 import { keys } from '../stages/keys.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
-import { hashString, mulberry32 } from '../util/prng.ts';
 import { loadBackbone } from './backbone-source.ts';
-import { readShard } from './shard-reader.ts';
+import { type ShardFeatures, splitFeatures } from './features.ts';
 import type { TrainingConfig } from './training-config.ts';
 
 // The training job (the AWS Batch container; a child process locally): frozen backbone
@@ -60,10 +58,6 @@ async function shardKeys(store: ObjectStore, runId: string, split: Split): Promi
   for await (const o of store.list(keys.shardPrefix(runId, split)))
     if (o.key.endsWith('.tar')) out.push(o.key);
   return out.sort();
-}
-
-async function* shardImages(store: ObjectStore, shardKeysList: string[]) {
-  for (const key of shardKeysList) yield* readShard(store, key);
 }
 
 /** Head start from the backbone's own classifier rows, when every class is one of its outputs. */
@@ -117,44 +111,27 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   );
 
   const featuresStarted = Date.now();
-  const tables = { train: new RowTable(cut.featureDim), val: new RowTable(cut.featureDim) };
-  const imageCounts = { train: 0, val: 0 };
-  /** Preprocess's --resize, recorded so `dogbreed evaluate` prepares images the same way. */
-  let shardShorterSide: number | undefined;
+  const featureOpts = { spec: backbone.spec, seed: cfg.seed, batchSize: cfg.featureBatch };
+  let train: ShardFeatures;
+  let val: ShardFeatures;
   try {
-    await runBatched(
-      shardImages(store, trainShards),
-      async (img) => {
-        imageCounts.train++;
-        shardShorterSide ??= Math.min(img.sample.width, img.sample.height);
-        const rand = mulberry32(cfg.seed ^ hashString(img.id));
-        const views = [evalView(img.jpeg, backbone.spec, img.id)];
-        for (let v = 0; v < cfg.views; v++) views.push(trainView(img.jpeg, backbone.spec, { rand }, img.id));
-        return { tensors: await Promise.all(views), label: img.sample.label };
-      },
+    train = await splitFeatures(
+      store,
+      trainShards,
       extractor,
-      {
-        batchSize: cfg.featureBatch,
-        table: tables.train,
-        onBatch: every(1000, (rows) => progress(`features: train ${rows} views`)),
-      },
+      { ...featureOpts, views: cfg.views },
+      (n, rows) => progress(`features: train shard ${n}/${trainShards.length} (${rows} views)`),
     );
-    await runBatched(
-      shardImages(store, valShards),
-      async (img) => {
-        imageCounts.val++;
-        return { tensors: [await evalView(img.jpeg, backbone.spec, img.id)], label: img.sample.label };
-      },
-      extractor,
-      {
-        batchSize: cfg.featureBatch,
-        table: tables.val,
-        onBatch: every(1000, (rows) => progress(`features: val ${rows} images`)),
-      },
+    val = await splitFeatures(store, valShards, extractor, { ...featureOpts, views: 0 }, (n, rows) =>
+      progress(`features: val shard ${n}/${valShards.length} (${rows} images)`),
     );
   } finally {
     await extractor.release();
   }
+  const tables = { train: train.table, val: val.table };
+  const imageCounts = { train: train.images, val: val.images };
+  /** Preprocess's --resize, recorded so `dogbreed evaluate` prepares images the same way. */
+  const shardShorterSide = train.shorterSide;
   const featureSeconds = (Date.now() - featuresStarted) / 1000;
   progress(
     `features: ${tables.train.rows} train views of ${imageCounts.train} images, ${tables.val.rows} val images in ${featureSeconds.toFixed(1)} s`,
@@ -250,16 +227,6 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     metadata: { sha256: training.modelSha256 },
   });
   return { ...out, bestEpoch: result.bestEpoch, valAccuracy: best.valAccuracy };
-}
-
-/** Calls `fn` when the count passes each multiple of `step`: progress without a line per batch. */
-function every(step: number, fn: (n: number) => void): (n: number) => void {
-  let next = step;
-  return (n) => {
-    if (n < next) return;
-    fn(n);
-    next = (Math.floor(n / step) + 1) * step;
-  };
 }
 
 export function checkBackboneInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void {
