@@ -57,6 +57,8 @@ export interface Inventory {
   invalid: InvalidEntry[];
   /** Accepted with a note, e.g. PNG data under a .jpg name. */
   warnings: InvalidEntry[];
+  /** Files that do not claim to be images (READMEs, .DS_Store, annotations): skipped. */
+  ignored: InvalidEntry[];
   verifiedAt: string;
 }
 

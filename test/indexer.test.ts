@@ -24,6 +24,11 @@ async function index(tar: Buffer): Promise<DatasetIndexer> {
   return indexer;
 }
 
+const classFiles = (classes: readonly string[], perClass: number): TarFile[] =>
+  classes.flatMap((c) =>
+    Array.from({ length: perClass }, (_, i) => ({ name: `Images/${c}/${i}.jpg`, data: jpegSmall })),
+  );
+
 /** A profile that accepts anything, to look at rows and lists. */
 const lenient: DatasetProfile = { name: 'imagefolder', minClasses: 1, minPerClass: 1, maxInvalidShare: 1 };
 
@@ -128,7 +133,7 @@ describe('DatasetIndexer', () => {
     expect(result.rows.map((r) => r.member)).toEqual(['cls/ok.jpg']);
   });
 
-  it('lists bad files by name with the reason, and accepts misnamed images with a warning', async () => {
+  it('lists broken images by name with the reason, skips files that are not images, and accepts misnamed images with a warning', async () => {
     const files: TarFile[] = [
       { name: 'top.jpg', data: jpeg },
       { name: 'cls/README.txt', data: Buffer.from('hello') },
@@ -143,12 +148,6 @@ describe('DatasetIndexer', () => {
     const result = (await index(packTar(files))).finish(lenient);
     expect(result.invalid).toEqual([
       { member: 'top.jpg', reason: 'not inside a class folder' },
-      { member: 'cls/README.txt', reason: 'not an image file name (expected .jpg, .jpeg, .png or .webp)' },
-      { member: 'cls/.DS_Store', reason: 'not an image file name (expected .jpg, .jpeg, .png or .webp)' },
-      {
-        member: 'cls/._a.jpg',
-        reason: 'macOS metadata file (create the tarball with COPYFILE_DISABLE=1 to leave these out)',
-      },
       { member: 'cls/empty.jpg', reason: 'empty file (0 bytes)' },
       { member: 'cls/text.jpg', reason: 'not an image: looks like text ("not really a picture")' },
       { member: 'cls/cut.jpg', reason: 'truncated JPEG (no end-of-image marker)' },
@@ -164,6 +163,36 @@ describe('DatasetIndexer', () => {
       },
       { member: 'cls/a.jpg', reason: '7 bytes after the JPEG end marker (ignored)' },
     ]);
+    expect(result.ignored).toEqual([
+      { member: 'cls/README.txt', reason: 'not an image file name (.jpg, .jpeg, .png or .webp)' },
+      { member: 'cls/.DS_Store', reason: 'not an image file name (.jpg, .jpeg, .png or .webp)' },
+      {
+        member: 'cls/._a.jpg',
+        reason: 'macOS metadata file (create the tarball with COPYFILE_DISABLE=1 to leave these out)',
+      },
+    ]);
+  });
+
+  it('does not count stray files against --max-invalid-share: a README, .DS_Store and an Annotation/ folder pass', async () => {
+    const files: TarFile[] = [
+      ...classFiles(['n02085620-Chihuahua', 'n02085782-Japanese_spaniel'], 24),
+      { name: 'Images/README.txt', data: Buffer.from('Stanford Dogs') },
+      { name: 'Images/n02085620-Chihuahua/.DS_Store', data: Buffer.from([0, 0, 0, 1]) },
+      { name: 'Annotation/whatever.xml', data: Buffer.from('<annotation/>') },
+      { name: 'Annotation/n02085620-Chihuahua/n02085620_7', data: Buffer.from('<annotation/>') },
+    ];
+    const result = (await index(packTar(files))).finish(PROFILES.imagefolder);
+    expect(result).toMatchObject({ images: 48, classes: 2, invalid: [] });
+    expect(result.ignored.map((e) => e.member)).toEqual([
+      'Images/README.txt',
+      'Images/n02085620-Chihuahua/.DS_Store',
+      'Annotation/whatever.xml',
+      'Annotation/n02085620-Chihuahua/n02085620_7',
+    ]);
+    // A file that claims to be an image and is broken still counts: 1 of 49 is over 1%.
+    files.push({ name: 'Images/n02085620-Chihuahua/broken.jpg', data: Buffer.from('x') });
+    const err = finishError(await index(packTar(files)), { ...PROFILES.imagefolder, maxInvalidShare: 0.01 });
+    expect(err.message).toMatch(/^1 of 49 entries \(2%\) are invalid/);
   });
 
   it('lists files too large to have been read', async () => {
@@ -202,11 +231,6 @@ describe('DatasetIndexer', () => {
   });
 
   describe('profile checks', () => {
-    const classFiles = (classes: readonly string[], perClass: number): TarFile[] =>
-      classes.flatMap((c) =>
-        Array.from({ length: perClass }, (_, i) => ({ name: `Images/${c}/${i}.jpg`, data: jpegSmall })),
-      );
-
     it('names the missing and unexpected Stanford Dogs classes', async () => {
       const profile = PROFILES['stanford-dogs'];
       const missing = await index(packTar(classFiles(STANFORD_DOGS_CLASSES.slice(0, 119), 1)));

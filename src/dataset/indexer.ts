@@ -15,6 +15,8 @@ export interface DatasetIndex {
   perClass: Record<string, number>;
   invalid: InvalidEntry[];
   warnings: InvalidEntry[];
+  /** Files that do not claim to be images (READMEs, .DS_Store, annotations): skipped, not errors. */
+  ignored: InvalidEntry[];
   images: number;
   classes: number;
 }
@@ -39,14 +41,20 @@ export class DatasetIndexer {
   private readonly rows: IndexRow[] = [];
   private readonly invalid: InvalidEntry[] = [];
   private readonly warnings: InvalidEntry[] = [];
+  private readonly ignored: InvalidEntry[] = [];
   private readonly ids = new Set<string>();
   /** Image-named files per class folder, valid or not: a class whose images all fail still counts. */
   private readonly imageFiles = new Map<string, number>();
-  /** Non-directory entries: the denominator of the invalid share. */
+  /** Entries that are neither directories nor ignored: the denominator of the invalid share. */
   private entries = 0;
 
   add(entry: TarEntry): void {
     if (entry.type === 'dir') return;
+    const ignore = entry.type === 'file' ? ignoredReason(entry.name) : undefined;
+    if (ignore && !unsafePathReason(entry.name)) {
+      this.ignored.push({ member: entry.name, reason: ignore });
+      return;
+    }
     this.entries++;
     const reason = this.indexEntry(entry);
     if (reason) this.invalid.push({ member: entry.name, reason });
@@ -67,11 +75,9 @@ export class DatasetIndexer {
     const file = parts.at(-1) ?? '';
     const cls = parts.at(-2);
     if (cls === undefined) return 'not inside a class folder';
-    if (file.startsWith('._'))
-      return 'macOS metadata file (create the tarball with COPYFILE_DISABLE=1 to leave these out)';
     const dot = file.lastIndexOf('.');
-    const named = dot > 0 ? EXTENSION_FORMAT[file.slice(dot + 1).toLowerCase()] : undefined;
-    if (!named) return 'not an image file name (expected .jpg, .jpeg, .png or .webp)';
+    // add() has ignored regular files without an image name.
+    const named = imageFormatByName(file)!;
 
     this.imageFiles.set(cls, (this.imageFiles.get(cls) ?? 0) + 1);
     if (!entry.data) return `too large to index (${entry.size} bytes, over the per-image read limit)`;
@@ -140,6 +146,7 @@ export class DatasetIndexer {
       perClass,
       invalid: this.invalid,
       warnings: this.warnings,
+      ignored: this.ignored,
       images: this.rows.length,
       classes: classes.length,
     };
@@ -188,6 +195,23 @@ export class DatasetIndexer {
     this.ids.add(id);
     return id;
   }
+}
+
+function imageFormatByName(file: string): ImageFormat | undefined {
+  const dot = file.lastIndexOf('.');
+  return dot > 0 ? EXTENSION_FORMAT[file.slice(dot + 1).toLowerCase()] : undefined;
+}
+
+/**
+ * Why a regular file is skipped without counting against the dataset: it does not claim to be
+ * an image (a README, .DS_Store, an annotation file), or it is macOS metadata beside one.
+ */
+function ignoredReason(member: string): string | undefined {
+  const file = member.split(/[/\\]/).at(-1) ?? '';
+  if (file.startsWith('._'))
+    return 'macOS metadata file (create the tarball with COPYFILE_DISABLE=1 to leave these out)';
+  if (!imageFormatByName(file)) return 'not an image file name (.jpg, .jpeg, .png or .webp)';
+  return undefined;
 }
 
 /** Why a member path is unsafe to use, or undefined: absolute paths and '..' components. */

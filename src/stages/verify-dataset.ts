@@ -69,6 +69,7 @@ export async function verifyDataset(store: ObjectStore, event: VerifyEvent): Pro
     perClass: index.perClass,
     invalid: index.invalid,
     warnings: index.warnings,
+    ignored: index.ignored,
     verifiedAt: new Date().toISOString(),
   };
   await store.putJson(inventoryKey, inventory);
@@ -79,6 +80,11 @@ export async function verifyDataset(store: ObjectStore, event: VerifyEvent): Pro
         .slice(0, 3)
         .map((e) => `${e.member} (${e.reason})`)
         .join('; ')}`,
+    );
+  }
+  if (index.ignored.length > 0) {
+    logger.info(
+      `${index.ignored.length} files that are not images skipped (listed in ${inventoryKey}), e.g. ${index.ignored[0]!.member}`,
     );
   }
   logger.info(`${index.images} images in ${index.classes} classes indexed`, { key: indexKey });
