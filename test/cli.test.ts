@@ -19,6 +19,23 @@ describe('dogbreed CLI', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
+  it('<command> --help prints that command’s usage and exits 0', async () => {
+    for (const command of ['run', 'sample-data', 'runs', 'report', 'compare', 'evaluate', 'classify']) {
+      const r = await cli([command, '--help']);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout.split('\n')[1], command).toMatch(new RegExp(`^  dogbreed ${command}\\b`));
+      const others = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('  dogbreed ') && !l.startsWith(`  dogbreed ${command} `));
+      expect(others, command).toEqual([]);
+    }
+    const r = await cli(['run', '-h']);
+    expect(r.stdout).toContain('--backbone');
+    const bad = await cli(['runs', '--bogus']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('run `dogbreed runs --help` for the options');
+  });
+
   it('sample-data writes the tarball it reports', async () => {
     const r = await cli(['sample-data', '--out', tar, '--classes', '3', '--per-class', '6', '--seed', '5']);
     expect(r.code).toBe(0);

@@ -53,6 +53,18 @@ in ImageFolder layout (<class>/<image>), e.g. ../shared/data/stanford-dogs-sampl
 Workspace: --workspace, else $DOGBREED_WORKSPACE, else ./.dogbreed (kept between runs).
 `;
 
+/** One command's part of USAGE: its synopsis and description lines, up to the next command. */
+export function commandUsage(command: string): string | undefined {
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex(
+    (l) => l === `  dogbreed ${command}` || l.startsWith(`  dogbreed ${command} `),
+  );
+  if (start < 0) return undefined;
+  let end = start + 1;
+  while (end < lines.length && lines[end]!.startsWith('   ')) end++;
+  return `Usage:\n${lines.slice(start, end).join('\n')}\n`;
+}
+
 /** The Map states' ItemsPath (a plain `$.a.b` path), read from the definition the run executes. */
 const ITEMS_PATHS = Object.fromEntries(
   Object.entries(
@@ -261,6 +273,11 @@ const stdout = (line: string) => process.stdout.write(`${line}\n`);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const usage = command === undefined ? undefined : commandUsage(command);
+  if (usage && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(usage);
+    return 0;
+  }
   try {
     switch (command) {
       case 'run':
@@ -291,7 +308,8 @@ export async function main(argv: string[]): Promise<number> {
     const isUsage =
       err instanceof InputError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`dogbreed ${command}: ${errorMessage(err)}\n`);
-    if (isUsage) process.stderr.write('run `dogbreed help` for the options\n');
+    if (isUsage)
+      process.stderr.write(`run \`dogbreed ${usage ? `${command} --help` : 'help'}\` for the options\n`);
     return isUsage ? 2 : 1;
   }
 }
