@@ -28,3 +28,32 @@ export class TransientError extends PipelineError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Socket errors that a retry may cure: a dropped or timed-out connection, a DNS hiccup. A
+ * refused connection, an unknown host or a TLS failure fails the same way again, so those are
+ * not retried anywhere.
+ */
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** The system or undici error code of a network failure (fetch wraps it in `cause`). */
+export function networkErrorCode(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isTransientNetworkError(err: unknown): boolean {
+  const code = networkErrorCode(err);
+  return code !== undefined && TRANSIENT_NETWORK_CODES.has(code);
+}

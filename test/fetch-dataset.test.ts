@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { packTar } from '../src/dataset/tar-writer.ts';
-import { DataError, InputError } from '../src/errors.ts';
+import { DataError, InputError, TransientError } from '../src/errors.ts';
 import { datasetIdFor, fetchDataset } from '../src/stages/fetch-dataset.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 
@@ -157,13 +157,29 @@ describe('FetchDataset against the local S3', () => {
       );
     });
 
-    it('retries a 503 with backoff and then succeeds', async () => {
-      failuresLeft = 2;
-      hits.length = 0;
-      const r = await fetchDataset(t.store, { source: `${base}/flaky.tar` });
-      expect(r.sha256).toBe(sha(tar));
-      expect(hits.filter((h) => h === 'GET /flaky.tar')).toHaveLength(3);
-    }, 30_000);
+    it('fails a 503 with a TransientError (the state machine retries it)', async () => {
+      failuresLeft = 1;
+      const err = await fetchDataset(t.store, { source: `${base}/flaky.tar` }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TransientError);
+      expect((err as Error).message).toBe(`GET ${base}/flaky.tar answered HTTP 503 Service Unavailable`);
+      // The retry the state machine makes then succeeds.
+      expect((await fetchDataset(t.store, { source: `${base}/flaky.tar` })).sha256).toBe(sha(tar));
+    });
+
+    it('fails a refused connection at once with a DataError (never retried) that says what to check', async () => {
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const port = (closed.address() as AddressInfo).port;
+      await new Promise<void>((r) => closed.close(() => r()));
+      const url = `http://127.0.0.1:${port}/images.tar`;
+      const err = await fetchDataset(t.store, { source: url }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DataError);
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^GET ${url.replaceAll('.', '\\.')} failed: .*ECONNREFUSED.*: nothing listens there: check the host and port \\(not retried\\)$`,
+        ),
+      );
+    });
   });
 
   it('datasetIdFor is the first 16 hex digits', () => {

@@ -4,7 +4,14 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { DataError, InputError, TransientError } from '../errors.ts';
+import {
+  DataError,
+  errorMessage,
+  InputError,
+  isTransientNetworkError,
+  networkErrorCode,
+  TransientError,
+} from '../errors.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { type TarFile, tarStream } from './tar-writer.ts';
 
@@ -99,13 +106,29 @@ async function* directoryFiles(root: string): AsyncGenerator<TarFile> {
   for (const f of await listFiles(root)) yield { name: f.rel, data: await readFile(join(root, f.rel)) };
 }
 
+/** What to check when a download cannot work however often it is tried. */
+const PERMANENT_HINTS: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens there: check the host and port',
+  ENOTFOUND: 'the host name does not resolve: check it for typos',
+  EHOSTUNREACH: 'the host cannot be reached from here: check the address and the network',
+  ENETUNREACH: 'the network cannot be reached from here: check the address and the network',
+  CERT_HAS_EXPIRED: "the server's TLS certificate has expired",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server's TLS certificate is self-signed",
+  SELF_SIGNED_CERT_IN_CHAIN: "the server's TLS certificate chain is self-signed",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's TLS certificate cannot be verified",
+  ERR_TLS_CERT_ALTNAME_INVALID: "the server's TLS certificate is for another host name",
+};
+
 async function openHttp(url: string): Promise<Readable> {
   let res: Response;
   try {
     res = await fetch(url, { redirect: 'follow' });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new TransientError(`GET ${url} failed: ${cause?.code ?? cause?.message ?? String(err)}`);
+    const code = networkErrorCode(err);
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? errorMessage(err);
+    const msg = `GET ${url} failed: ${cause}`;
+    if (isTransientNetworkError(err)) throw new TransientError(msg);
+    throw new DataError(`${msg}: ${PERMANENT_HINTS[code ?? ''] ?? 'check the URL'} (not retried)`);
   }
   if (!res.ok || !res.body) {
     const msg = `GET ${url} answered HTTP ${res.status} ${res.statusText}`;

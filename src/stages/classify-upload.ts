@@ -2,7 +2,13 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { sniffImage } from '../dataset/image-sniff.ts';
 import { parseClassName } from '../dataset/profiles.ts';
-import { errorMessage, InputError, NotFoundError, TransientError } from '../errors.ts';
+import {
+  errorMessage,
+  InputError,
+  isTransientNetworkError,
+  NotFoundError,
+  TransientError,
+} from '../errors.ts';
 import { resizedSize } from '../imaging/preprocess-image.ts';
 import { logger } from '../log.ts';
 import {
@@ -125,13 +131,10 @@ class Rejected extends Error {
   }
 }
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
-
 /** TransientError as is; a connection dropped mid-body (raw socket error) becomes one. */
 function transient(err: unknown): TransientError | undefined {
   if (err instanceof TransientError) return err;
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code && NETWORK_CODES.has(code) ? new TransientError(errorMessage(err)) : undefined;
+  return isTransientNetworkError(err) ? new TransientError(errorMessage(err)) : undefined;
 }
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;

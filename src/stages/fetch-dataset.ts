@@ -5,7 +5,6 @@ import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FetchResult } from '../types.ts';
-import { withRetry } from '../util/retry.ts';
 import { keys } from './keys.ts';
 
 // FetchDataset: stream the source into the bucket (multipart, bounded memory), hashing on
@@ -63,36 +62,28 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
   }
 
   const incoming = keys.incoming(randomUUID());
-  const { sha256, bytes } = await withRetry(
-    async () => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const hasher = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      const body = (await openSource(ref, store)).on('error', (e) => hasher.destroy(e)).pipe(hasher);
-      let lastLog = 0;
-      await store.upload(incoming, body, {
-        contentType: 'application/x-tar',
-        onProgress: (loaded) => {
-          if (loaded - lastLog < 64 * 1024 * 1024) return;
-          lastLog = loaded;
-          logger.info(`fetched ${(loaded / 1048576).toFixed(0)} MiB from ${where}`, { bytes: loaded });
-        },
-      });
-      return { sha256: hash.digest('hex'), bytes };
+  // Not retried here: a TransientError (5xx, 429, a dropped connection) fails the state, and
+  // the state machine's Retry runs it again; anything else fails the run at once.
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
     },
-    {
-      attempts: 4,
-      baseDelayMs: 1000,
-      onRetry: (attempt, err, delay) =>
-        logger.warn(`fetch attempt ${attempt} failed, retrying in ${delay} ms: ${(err as Error).message}`),
+  });
+  const body = (await openSource(ref, store)).on('error', (e) => hasher.destroy(e)).pipe(hasher);
+  let lastLog = 0;
+  await store.upload(incoming, body, {
+    contentType: 'application/x-tar',
+    onProgress: (loaded) => {
+      if (loaded - lastLog < 64 * 1024 * 1024) return;
+      lastLog = loaded;
+      logger.info(`fetched ${(loaded / 1048576).toFixed(0)} MiB from ${where}`, { bytes: loaded });
     },
-  );
+  });
+  const sha256 = hash.digest('hex');
 
   try {
     if (expected && sha256 !== expected) {

@@ -10,7 +10,13 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { DataError, NotFoundError, TransientError } from '../errors.ts';
+import {
+  DataError,
+  errorMessage,
+  isTransientNetworkError,
+  NotFoundError,
+  TransientError,
+} from '../errors.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.ts';
 
 // The one module that speaks S3. It works against AWS and against any S3-compatible
@@ -61,9 +67,8 @@ function mapError(err: unknown, bucket: string, key: string): Error {
     const msg = `S3 ${err.name} on s3://${bucket}/${key}: ${err.message}`;
     return status >= 500 || status === 429 || status === 0 ? new TransientError(msg) : new DataError(msg);
   }
-  const e = err as NodeJS.ErrnoException;
-  if (e?.code && ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(e.code)) {
-    return new TransientError(`S3 connection error on s3://${bucket}/${key}: ${e.message}`);
+  if (isTransientNetworkError(err)) {
+    return new TransientError(`S3 connection error on s3://${bucket}/${key}: ${errorMessage(err)}`);
   }
   return err instanceof Error ? err : new Error(String(err));
 }
