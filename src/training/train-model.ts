@@ -19,6 +19,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
 import { loadBackbone } from './backbone-source.ts';
+import { recordDevices } from './devices.ts';
 import { readShard } from './shard-reader.ts';
 import type { TrainingConfig } from './training-config.ts';
 
@@ -177,7 +178,8 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   standardize(tables.val.features, scaler);
   const init = rawInit && toStandardized(rawInit, scaler);
   const learningRate = cfg.learningRate ?? (init ? 1e-4 : 3e-3);
-  const { tf, backend } = await loadTf();
+  const loadedTf = await loadTf();
+  const { tf, backend } = loadedTf;
   const trainingStarted = Date.now();
   const result = await trainHead(
     {
@@ -220,6 +222,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     ...provenance,
     backend,
     featureProvider: extractor.provider,
+    devices: recordDevices(loadedTf, extractor.provider),
     preprocess: backbone.spec,
     hyperparameters: { ...cfg, learningRate },
     data: {
