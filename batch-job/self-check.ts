@@ -131,7 +131,9 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckReport
     if (cudaMissingLibraries.length > 0)
       failures.push(`onnxruntime's CUDA provider cannot find ${cudaMissingLibraries.join(', ')}`);
     if (tensorflowCudaMissingLibraries.length > 0)
-      failures.push(`tfjs-node-gpu's CUDA libraries are missing: ${tensorflowCudaMissingLibraries.join(', ')}`);
+      failures.push(
+        `tfjs-node-gpu's CUDA libraries are missing: ${tensorflowCudaMissingLibraries.join(', ')}`,
+      );
   }
 
   return {
