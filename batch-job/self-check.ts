@@ -208,8 +208,12 @@ export function parseLdconfigCache(output: string): Set<string> {
 }
 
 function missingDependencies(lib: string): string[] {
+  // onnxruntime loads libonnxruntime_providers_shared.so from the provider's own folder first;
+  // ldd has to be told to look there too.
+  const libraryPath = [dirname(lib), process.env.LD_LIBRARY_PATH].filter(Boolean).join(delimiter);
   try {
-    return parseLddMissing(execFileSync('ldd', [lib], { encoding: 'utf8' }));
+    const env = { ...process.env, LD_LIBRARY_PATH: libraryPath };
+    return parseLddMissing(execFileSync('ldd', [lib], { encoding: 'utf8', env }));
   } catch (err) {
     return [`(ldd ${lib} failed: ${errorMessage(err).split('\n')[0]})`];
   }
