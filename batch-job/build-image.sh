@@ -72,7 +72,7 @@ BUNDLE=.build/batch-job/train.mjs
 CONTEXT="$(mktemp -d)"
 trap 'rm -rf "$CONTEXT"' EXIT
 mkdir -p "$CONTEXT/batch-job" "$CONTEXT/.build/batch-job"
-cp batch-job/package.json "$CONTEXT/batch-job/"
+cp batch-job/package.json batch-job/package-lock.json "$CONTEXT/batch-job/"
 cp "$BUNDLE" "$BUNDLE.map" "$CONTEXT/.build/batch-job/"
 
 echo "build-image: building $LOCAL_IMAGE:$TAG (linux/amd64)"

@@ -3,11 +3,15 @@ import { storeFromEnv } from '../src/storage/s3-store.ts';
 import { trainModel } from '../src/training/train-model.ts';
 import { parseTrainingConfig } from '../src/training/training-config.ts';
 import { RUN_ID, string } from '../src/validate.ts';
+import { restoreUtilForTfjsNode } from './node-compat.ts';
+import { selfCheck } from './self-check.ts';
 
 // The training container's entry point (AWS Batch; a child process on the embedded default).
 // Contract: DOGBREED_BUCKET (+ DOGBREED_S3_ENDPOINT locally), DOGBREED_RUN_ID, and
 // DOGBREED_TRAINING, a small JSON object of training options (see training-config.ts).
 // Progress goes to stdout one line at a time; errors to stderr; exit 0 only on success.
+// `--self-check [--require-gpu-stack]` instead prints what the native modules can do (one JSON
+// object on stdout) and exits 1 when one cannot load: the image build runs it.
 
 function parseEnv(env: NodeJS.ProcessEnv) {
   const runId = string(env.DOGBREED_RUN_ID, 'DOGBREED_RUN_ID', RUN_ID);
@@ -22,7 +26,14 @@ function parseEnv(env: NodeJS.ProcessEnv) {
   return { runId, training: parseTrainingConfig(training, 'DOGBREED_TRAINING') };
 }
 
-async function main(): Promise<number> {
+async function main(argv: readonly string[]): Promise<number> {
+  restoreUtilForTfjsNode();
+  if (argv.includes('--self-check')) {
+    const report = await selfCheck({ requireGpuStack: argv.includes('--require-gpu-stack') });
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (!report.ok) process.stderr.write(`self-check failed:\n  ${report.failures.join('\n  ')}\n`);
+    return report.ok ? 0 : 1;
+  }
   try {
     const { runId, training } = parseEnv(process.env);
     const store = storeFromEnv();
@@ -39,4 +50,4 @@ async function main(): Promise<number> {
   }
 }
 
-process.exitCode = await main();
+process.exitCode = await main(process.argv.slice(2));

@@ -17,6 +17,7 @@ import type { MetricsReport } from '../src/metrics/types.ts';
 import { validateShard } from '../src/stages/validate-shard.ts';
 import { writeReport } from '../src/stages/write-report.ts';
 import type { ObjectStore } from '../src/storage/object-store.ts';
+import { type DeviceRecord, listGpuDevices } from '../src/training/devices.ts';
 import type {
   FailureReport,
   IndexRow,
@@ -145,10 +146,17 @@ describe('local pipeline on the synthetic sample', () => {
         valAccuracy: number;
         epochs: { epoch: number; valAccuracy: number }[];
         backend: string;
+        devices: DeviceRecord;
       }>('runs/run-a/model/training.json');
       expect(training.backbone.source).toBe('tiny');
       expect(training.init).toBe('random');
       expect(training.backend).toBe('wasm');
+      // What each library ran on, observed in the training process (no GPU build here).
+      expect(training.devices).toMatchObject({
+        gpuPresent: listGpuDevices().length > 0,
+        tensorflow: { backend: 'wasm', gpu: false },
+        onnxruntime: { provider: 'cpu', gpu: false },
+      });
       expect(training.valAccuracy).toBeGreaterThanOrEqual(0.9);
       expect(training.epochs.find((e) => e.epoch === training.bestEpoch)?.valAccuracy).toBe(
         training.valAccuracy,

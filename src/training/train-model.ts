@@ -17,6 +17,7 @@ import { keys } from '../stages/keys.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
 import { loadBackbone } from './backbone-source.ts';
+import { recordDevices } from './devices.ts';
 import { type ShardFeatures, splitFeatures } from './features.ts';
 import type { TrainingConfig } from './training-config.ts';
 
@@ -154,7 +155,8 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   standardize(tables.val.features, scaler);
   const init = rawInit && toStandardized(rawInit, scaler);
   const learningRate = cfg.learningRate ?? (init ? 1e-4 : 3e-3);
-  const { tf, backend } = await loadTf();
+  const loadedTf = await loadTf();
+  const { tf, backend } = loadedTf;
   const trainingStarted = Date.now();
   const result = await trainHead(
     {
@@ -197,6 +199,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     ...provenance,
     backend,
     featureProvider: extractor.provider,
+    devices: recordDevices(loadedTf, extractor.provider),
     preprocess: backbone.spec,
     hyperparameters: { ...cfg, learningRate },
     data: {
