@@ -3,13 +3,21 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { isUploadImageKey } from '../src/stages/classify-upload.ts';
+import { LAMBDA_NODE_MAJOR, LAMBDA_RUNTIME, lambdaNode } from './helpers/lambda-node.ts';
+import {
+  type Json,
+  type LayerBuild,
+  type Obj,
+  packageService,
+  type Resource,
+  type Template,
+} from './helpers/serverless-package.ts';
 
 // `serverless package` (osls + serverless-step-functions + serverless-esbuild), run offline with
 // no AWS credentials at all, and the CloudFormation template and artefacts it produces checked:
@@ -17,7 +25,6 @@ import { isUploadImageKey } from '../src/stages/classify-upload.ts';
 // the ASL file, the GPU Batch job, and the Lambda size limits with the layers.
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MB = 1024 * 1024;
 /** Lambda: zipped deployment package (direct upload), and function + layers unzipped. */
 const ZIPPED_LIMIT = 50 * MB;
@@ -25,19 +32,6 @@ const UNZIPPED_LIMIT = 250 * MB;
 
 // ---------------------------------------------------------------- template types and helpers
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Obj = { [key: string]: Json };
-interface Resource {
-  Type: string;
-  Properties: Obj;
-  DependsOn?: string | string[];
-  Condition?: string;
-}
-interface Template {
-  Resources: Record<string, Resource>;
-  Outputs: Record<string, { Value: Json }>;
-  Parameters: Record<string, Obj>;
-}
 interface Statement {
   Effect: 'Allow' | 'Deny';
   Action: string | string[];
@@ -235,37 +229,11 @@ describe('serverless package (offline, no AWS account)', () => {
   let template: Template;
   let res: Record<string, Resource>;
   let bucketArn: string;
-  let layers: { bytes: number; layers: { name: string; bytes: number }[] };
+  let layers: LayerBuild;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'dogbreed-sls-'));
-    pkg = join(work, 'package');
-    // The layer build's own report (serverless.yml's plugin builds the layers again, identically).
-    const built = await run(process.execPath, [join(ROOT, 'layers/build-layers.mjs'), '--json'], {
-      cwd: ROOT,
-    });
-    layers = JSON.parse(built.stdout) as typeof layers;
-    // No credentials anywhere and no instance metadata: any AWS API call would fail the package.
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: work,
-      AWS_SHARED_CREDENTIALS_FILE: join(work, 'no-credentials'),
-      AWS_CONFIG_FILE: join(work, 'no-config'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      CI: 'true',
-    };
-    const cli = join(ROOT, 'node_modules/osls/bin/serverless.js');
-    const args = ['package', '--stage', 'test', '--region', 'us-east-1', '--package', pkg];
-    try {
-      await run(process.execPath, [cli, ...args], { cwd: ROOT, env, maxBuffer: 16 * MB, timeout: 150_000 });
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`serverless package failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-    }
-    template = JSON.parse(readFileSync(join(pkg, 'cloudformation-template-update-stack.json'), 'utf8'));
+    ({ dir: pkg, template, layers } = await packageService(work));
     res = template.Resources;
     bucketArn = 'arn:${AWS::Partition}:s3:::dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}';
   }, 180_000);
@@ -361,7 +329,7 @@ describe('serverless package (offline, no AWS account)', () => {
     for (const [name, want] of Object.entries(FUNCTIONS)) {
       const p = res[`${name}LambdaFunction`]!.Properties;
       expect(p.Handler, name).toBe(want.handler);
-      expect(p.Runtime, name).toBe('nodejs20.x');
+      expect(p.Runtime, name).toBe(LAMBDA_RUNTIME);
       expect(p.Architectures, name).toEqual(['x86_64']);
       expect(p.MemorySize, name).toBe(want.memory);
       expect(p.Timeout, name).toBe(want.timeout);
@@ -602,6 +570,7 @@ describe('serverless package (offline, no AWS account)', () => {
     for (const [id, file] of Object.entries(layerZip)) {
       expect(res[id]?.Type, id).toBe('AWS::Lambda::LayerVersion');
       expect(res[id]!.Properties.CompatibleArchitectures, id).toEqual(['x86_64']);
+      expect(res[id]!.Properties.CompatibleRuntimes, id).toEqual([LAMBDA_RUNTIME]);
       expect((await stat(file)).size, id).toBeLessThan(ZIPPED_LIMIT);
     }
     // What build-layers.mjs reported is what the zips hold.
@@ -637,6 +606,7 @@ describe('serverless package (offline, no AWS account)', () => {
   });
 
   it('each function bundle loads with its layers alone, as in Lambda (no repository node_modules)', async () => {
+    const node = await lambdaNode();
     const model = join(work, 'tiny.onnx');
     await writeFile(model, buildTinyBackbone({ inputSize: 16 }));
     const layerOf: Record<string, string> = {
@@ -667,16 +637,20 @@ describe('serverless package (offline, no AWS account)', () => {
         `const out = {};`,
         `try { const sharp = req('sharp'); const png = await sharp({ create: { width: 3, height: 2, channels: 3, background: '#08f' } }).png().toBuffer(); out.sharp = (await sharp(png).metadata()).width; } catch (e) { out.sharp = String(e.code ?? e.message); }`,
         `try { const ort = req('onnxruntime-node'); const s = await ort.InferenceSession.create(${JSON.stringify(model)}); out.ort = s.inputNames.length; } catch (e) { out.ort = String(e.code ?? e.message); }`,
+        `out.node = process.version;`,
         `console.log(JSON.stringify(out));`,
       ].join('\n');
-      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      // On the Node major Lambda runs (nodejs24.x), not the one running the tests.
+      const { stdout } = await run(node, ['--input-type=module', '-e', script], {
         cwd: sandbox,
         env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       });
       const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
         sharp: number | string;
         ort: number | string;
+        node: string;
       };
+      expect(out.node, name).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
       const hasSharp = attached.includes('SharpLambdaLayer');
       const hasOrt = attached.includes('OnnxruntimeLambdaLayer');
       expect(out.sharp, name).toBe(hasSharp ? 3 : 'MODULE_NOT_FOUND');
