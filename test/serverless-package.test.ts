@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { isUploadImageKey } from '../src/stages/classify-upload.ts';
+import { formatProblems, loadSpec, SpecChecker } from './helpers/cfn-spec.ts';
 import { LAMBDA_NODE_MAJOR, LAMBDA_RUNTIME, lambdaNode } from './helpers/lambda-node.ts';
 import {
   type Json,
@@ -50,6 +51,23 @@ function s3Pattern(resource: Json, bucketArn: string): string | undefined {
   if (typeof text !== 'string') return undefined;
   if (text === bucketArn) return '';
   return text.startsWith(`${bucketArn}/`) ? text.slice(bucketArn.length + 1) : undefined;
+}
+
+/** The rule-specific intrinsic functions CloudFormation evaluates in a template's Rules. */
+function evalRule(expr: Json, params: Record<string, string>): Json {
+  if (typeof expr !== 'object' || expr === null || Array.isArray(expr)) return expr;
+  const [fn, args] = Object.entries(expr)[0]!;
+  if (fn === 'Ref') {
+    const value = params[args as string];
+    if (value === undefined) throw new Error(`rule refers to parameter ${String(args)}, not given`);
+    return value;
+  }
+  const a = (args as Json[]).map((x) => evalRule(x, params));
+  if (fn === 'Fn::Equals') return a[0] === a[1];
+  if (fn === 'Fn::Not') return !a[0];
+  if (fn === 'Fn::And') return a.every(Boolean);
+  if (fn === 'Fn::Or') return a.some(Boolean);
+  throw new Error(`rule function ${fn} is not evaluated here`);
 }
 
 function policyStatements(role: Resource): Statement[] {
@@ -218,6 +236,22 @@ const S3_GRANTS: Record<string, string[]> = {
   PipelineStateMachineRole: [],
   BatchInstanceRole: [],
 };
+
+/** What a state machine needs to log through CloudWatch Logs' log delivery and to trace. */
+const LOG_DELIVERY_AND_XRAY = [
+  'logs:CreateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:DescribeLogGroups',
+  'logs:DescribeResourcePolicies',
+  'logs:GetLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:UpdateLogDelivery',
+  'xray:GetSamplingRules',
+  'xray:GetSamplingTargets',
+  'xray:PutTelemetryRecords',
+  'xray:PutTraceSegments',
+];
 
 const IMAGE_SUFFIXES = ['.jpg', '.jpeg', '.png', '.webp', '.JPG', '.JPEG', '.PNG', '.WEBP'];
 
@@ -480,12 +514,16 @@ describe('serverless package (offline, no AWS account)', () => {
       'events:PutRule',
       'events:PutTargets',
       'lambda:InvokeFunction',
+      ...LOG_DELIVERY_AND_XRAY,
     ]);
     const submit = statements.find((s) => arr(s.Action).includes('batch:SubmitJob'))!;
     expect(arr(submit.Resource as Json)[0]).toEqual(ref('TrainJobQueue'));
-    // DescribeJobs is the one action AWS offers no resource-level permission for.
+    // The actions AWS offers no resource-level permission for: DescribeJobs, log delivery, X-Ray.
     const star = statements.filter((s) => arr(s.Resource as Json).includes('*'));
-    expect(star.map((s) => s.Action)).toEqual(['batch:DescribeJobs']);
+    expect(star.flatMap((s) => arr(s.Action)).sort()).toEqual([
+      'batch:DescribeJobs',
+      ...LOG_DELIVERY_AND_XRAY,
+    ]);
   });
 
   it('trains on a GPU Batch queue: spot first, on-demand fallback, retrying lost hosts only', () => {
@@ -506,7 +544,11 @@ describe('serverless package (offline, no AWS account)', () => {
       expect(cr.MaxvCpus, id).toBe(16);
       expect((cr.InstanceTypes as string[]).length, id).toBeGreaterThan(0);
       for (const t of cr.InstanceTypes as string[]) expect(t, id).toMatch(/^(g4dn|g5|g6|p3|p4d)\./);
-      expect(cr.Ec2Configuration, id).toEqual([{ ImageType: 'ECS_AL2_NVIDIA' }]);
+      expect(cr.Ec2Configuration, id).toEqual([{ ImageType: 'ECS_AL2023_NVIDIA' }]);
+      expect(cr.LaunchTemplate, id).toEqual({
+        LaunchTemplateId: ref('BatchLaunchTemplate'),
+        Version: getAtt('BatchLaunchTemplate', 'LatestVersionNumber'),
+      });
       expect(cr.InstanceRole, id).toEqual(getAtt('BatchInstanceProfile', 'Arn'));
       expect(cr.Subnets, id).toEqual(ref('BatchSubnetIds'));
     }
@@ -526,7 +568,8 @@ describe('serverless package (offline, no AWS account)', () => {
       { Type: 'VCPU', Value: '4' },
       { Type: 'MEMORY', Value: '14336' },
     ]);
-    expect(container.Image).toEqual({ 'Fn::Sub': '${TrainImageRepository.RepositoryUri}:latest' });
+    // The tag batch-job/build-image.sh pushed (--param="trainingImageTag=…"); "none" until then.
+    expect(container.Image).toEqual({ 'Fn::Sub': '${TrainImageRepository.RepositoryUri}:none' });
     expect(container.JobRoleArn).toEqual(getAtt('TrainJobRole', 'Arn'));
     expect(container.LogConfiguration).toEqual({
       LogDriver: 'awslogs',
@@ -540,9 +583,6 @@ describe('serverless package (offline, no AWS account)', () => {
       (container.Environment as { Name: string; Value: Json }[]).map((e) => [e.Name, e.Value]),
     );
     expect(env.DOGBREED_BUCKET).toEqual(res.DataBucket!.Properties.BucketName);
-    // The job's time limit is the TrainModel state's.
-    const train = asl.States.TrainModel!;
-    expect((job.Timeout as Obj).AttemptDurationSeconds).toBe(train.TimeoutSeconds);
     const retry = job.RetryStrategy as { Attempts: number; EvaluateOnExit: Obj[] };
     expect(retry.Attempts).toBeGreaterThan(1);
     expect(retry.EvaluateOnExit[0]).toEqual({ OnStatusReason: 'Host EC2*', Action: 'RETRY' });
@@ -551,7 +591,170 @@ describe('serverless package (offline, no AWS account)', () => {
       Statement: [{ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Action: 'sts:AssumeRole' }],
     });
     expect(res.TrainImageRepository!.Type).toBe('AWS::ECR::Repository');
+    expect(res.TrainImageRepository!.Properties.ImageTagMutability).toBe('IMMUTABLE');
   });
+
+  it('gives TrainModel time for every Batch attempt, each after the longest RUNNABLE wait', () => {
+    const job = res.TrainJobDefinition!.Properties;
+    const attempts = (job.RetryStrategy as { Attempts: number }).Attempts;
+    const perAttempt = (job.Timeout as { AttemptDurationSeconds: number }).AttemptDurationSeconds;
+    const [limit] = res.TrainJobQueue!.Properties.JobStateTimeLimitActions as Obj[];
+    expect(limit).toMatchObject({ Action: 'CANCEL', State: 'RUNNABLE' });
+    expect(limit!.MaxTimeSeconds).toEqual(ref('BatchRunnableTimeoutSeconds'));
+    // Batch's own bounds for MaxTimeSeconds; the parameter's MaxValue is what a deploy may set.
+    const runnable = template.Parameters.BatchRunnableTimeoutSeconds!;
+    expect(runnable).toMatchObject({ Type: 'Number', Default: 1800, MinValue: 600 });
+    const maxRunnable = Number(runnable.MaxValue);
+    expect(maxRunnable).toBeLessThanOrEqual(86_400);
+    // A spot reclaim late in attempt n still leaves attempt n+1 its full time, RUNNABLE wait included.
+    const stateTimeout = asl.States.TrainModel!.TimeoutSeconds as number;
+    expect(attempts * (perAttempt + maxRunnable)).toBeLessThanOrEqual(stateTimeout);
+    // The cancel reason says what to do: it is what failure.json and the CLI show.
+    expect(limit!.Reason).toMatch(/^no GPU capacity: .*vCPU quota/);
+  });
+
+  it('runs the GPU instances with IMDSv2 only', () => {
+    const lt = res.BatchLaunchTemplate!;
+    expect(lt.Type).toBe('AWS::EC2::LaunchTemplate');
+    expect((lt.Properties.LaunchTemplateData as Obj).MetadataOptions).toMatchObject({
+      HttpTokens: 'required',
+      HttpEndpoint: 'enabled',
+    });
+  });
+
+  it('refuses a deploy whose stack-made security group would land outside the subnets’ VPC', () => {
+    // CloudFormation evaluates Rules on the parameter values before it changes anything; this
+    // evaluates the same rule functions over the template's rule.
+    const rules = template.Rules ?? {};
+    const failures = (params: Record<string, string>) =>
+      Object.values(rules).flatMap((rule) =>
+        rule.RuleCondition === undefined || evalRule(rule.RuleCondition, params)
+          ? rule.Assertions.filter((a) => !evalRule(a.Assert, params)).map((a) => a.AssertDescription)
+          : [],
+      );
+    const subnets = { BatchSubnetIds: 'subnet-0a,subnet-0b' };
+    expect(failures({ ...subnets, BatchSecurityGroupIds: '', BatchVpcId: '' })).toEqual([
+      expect.stringMatching(/^batchVpcId is required when batchSecurityGroupIds is empty/),
+    ]);
+    expect(failures({ ...subnets, BatchSecurityGroupIds: '', BatchVpcId: 'vpc-0abc' })).toEqual([]);
+    expect(failures({ ...subnets, BatchSecurityGroupIds: 'sg-0abc', BatchVpcId: '' })).toEqual([]);
+    // The group is made in that VPC, and only when no groups are given.
+    expect(res.BatchSecurityGroup!.Condition).toBe('CreateBatchSecurityGroup');
+    expect(res.BatchSecurityGroup!.Properties.VpcId).toEqual(ref('BatchVpcId'));
+    expect(template.Conditions?.CreateBatchSecurityGroup).toEqual({
+      'Fn::Equals': [ref('BatchSecurityGroupIds'), ''],
+    });
+  });
+
+  it('logs and traces the state machine and traces every function', () => {
+    const sm = res.PipelineStateMachine!.Properties;
+    expect(sm.LoggingConfiguration).toEqual({
+      Level: 'ERROR',
+      IncludeExecutionData: false,
+      Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: getAtt('PipelineLogGroup', 'Arn') } }],
+    });
+    expect(sm.TracingConfiguration).toEqual({ Enabled: true });
+    expect(res.PipelineLogGroup!.Properties.LogGroupName).toBe(
+      '/aws/vendedlogs/states/dogbreed-pipeline-test',
+    );
+    const tracing = res.LambdaTracingPolicy!.Properties;
+    const traced = arr(tracing.Roles as { Ref: string }[]).map((r) => r.Ref);
+    expect(traced.sort()).toEqual(
+      Object.keys(FUNCTIONS)
+        .map((f) => `${f}Role`)
+        .sort(),
+    );
+    expect((tracing.PolicyDocument as Obj).Statement).toEqual([
+      { Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' },
+    ]);
+    for (const name of Object.keys(FUNCTIONS)) {
+      expect(res[`${name}LambdaFunction`]!.Properties.TracingConfig, name).toEqual({ Mode: 'Active' });
+    }
+  });
+
+  it('keeps upload events ClassifyUpload failed on in a queue, and caps its concurrency', () => {
+    const config = ofType('AWS::Lambda::EventInvokeConfig');
+    expect(config.map(([id]) => id)).toEqual(['ClassifyUploadLambdaEvConf']);
+    expect(config[0]![1].Properties).toMatchObject({
+      FunctionName: ref('ClassifyUploadLambdaFunction'),
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: getAtt('UploadFailureQueue', 'Arn') } },
+    });
+    expect(res.ClassifyUploadLambdaFunction!.Properties.ReservedConcurrentExecutions).toBe(10);
+    // Its role may send there (the framework adds nothing to a function's own role).
+    const send = policyStatements(res.ClassifyUploadRole!).filter((s) =>
+      arr(s.Action).includes('sqs:SendMessage'),
+    );
+    expect(send).toEqual([
+      { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt('UploadFailureQueue', 'Arn') },
+    ]);
+    expect(template.Outputs.UploadFailureQueueUrl?.Value).toEqual(ref('UploadFailureQueue'));
+  });
+
+  it('alarms on failed executions, function errors and throttles, and failed uploads', () => {
+    const alarms = Object.fromEntries(ofType('AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
+    expect(Object.keys(alarms).sort()).toEqual([
+      'FunctionErrorsAlarm',
+      'FunctionThrottlesAlarm',
+      'PipelineExecutionsFailedAlarm',
+      'UploadFailuresAlarm',
+    ]);
+    expect(alarms.PipelineExecutionsFailedAlarm).toMatchObject({
+      Namespace: 'AWS/States',
+      MetricName: 'ExecutionsFailed',
+      Dimensions: [{ Name: 'StateMachineArn', Value: ref('PipelineStateMachine') }],
+    });
+    expect(alarms.UploadFailuresAlarm).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: getAtt('UploadFailureQueue', 'QueueName') }],
+    });
+    // Summed over every function: each one's metric is in the expression.
+    for (const [id, metric] of [
+      ['FunctionErrorsAlarm', 'Errors'],
+      ['FunctionThrottlesAlarm', 'Throttles'],
+    ] as const) {
+      const metrics = alarms[id]!.Metrics as Obj[];
+      const [total, ...each] = metrics;
+      expect(total!.Expression, id).toBe(`SUM([${each.map((m) => m.Id).join(', ')}])`);
+      const fns = each.map((m) => {
+        const stat = (m.MetricStat as Obj).Metric as Obj;
+        expect(stat.MetricName, id).toBe(metric);
+        return ((stat.Dimensions as Obj[])[0]!.Value as { Ref: string }).Ref;
+      });
+      expect(fns.sort(), id).toEqual(
+        Object.keys(FUNCTIONS)
+          .map((f) => `${f}LambdaFunction`)
+          .sort(),
+      );
+    }
+    for (const [id, alarm] of Object.entries(alarms)) {
+      expect(alarm.Threshold, id).toBe(1);
+      expect(alarm.ComparisonOperator, id).toBe('GreaterThanOrEqualToThreshold');
+      // Notifications go to alarmTopicArn where one is given.
+      expect(alarm.AlarmActions, id).toEqual({
+        'Fn::If': ['HasAlarmTopic', [''], ref('AWS::NoValue')],
+      });
+    }
+  });
+
+  it('conforms to the CloudFormation resource specification (every resource and property)', async () => {
+    const checker = new SpecChecker(await loadSpec());
+    expect(formatProblems(checker.check(template))).toBe('');
+    // A misspelt nested property is caught, named by its resource and path.
+    const broken = structuredClone(template);
+    const cr = broken.Resources.TrainSpotComputeEnvironment!.Properties.ComputeResources as Obj;
+    cr.InstanceType = cr.InstanceTypes!;
+    delete cr.InstanceTypes;
+    expect(checker.check(broken)).toEqual([
+      {
+        path: 'TrainSpotComputeEnvironment.Properties.ComputeResources.InstanceType',
+        message: expect.stringMatching(
+          /^ComputeResources has no property InstanceType \(it has: .*InstanceTypes/,
+        ),
+      },
+    ]);
+  }, 120_000);
 
   it('outputs the bucket, the state machine, the job queue and the image repository', () => {
     expect(template.Outputs.BucketName?.Value).toEqual(ref('DataBucket'));
