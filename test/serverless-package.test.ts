@@ -270,7 +270,7 @@ describe('serverless package (offline, no AWS account)', () => {
     ({ dir: pkg, template, layers } = await packageService(work));
     res = template.Resources;
     bucketArn = 'arn:${AWS::Partition}:s3:::dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}';
-  }, 180_000);
+  }, 420_000);
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });

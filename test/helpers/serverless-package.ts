@@ -63,10 +63,12 @@ export async function packageService(work: string, dir = join(work, 'package')):
   const cli = join(ROOT, 'node_modules/osls/bin/serverless.js');
   const args = ['package', '--stage', 'test', '--region', 'us-east-1', '--package', dir];
   try {
-    await run(process.execPath, [cli, ...args], { cwd: ROOT, env, maxBuffer: 16 * MB, timeout: 150_000 });
+    // About a minute and a half alone; minutes on two cores shared with other test files.
+    await run(process.execPath, [cli, ...args], { cwd: ROOT, env, maxBuffer: 16 * MB, timeout: 360_000 });
   } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`serverless package failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    const e = err as { stdout?: string; stderr?: string; message: string; killed?: boolean };
+    const why = e.killed ? ' (killed: over the 360 s limit)' : '';
+    throw new Error(`serverless package failed${why}: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
   }
   const template = JSON.parse(
     readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'),
