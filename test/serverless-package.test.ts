@@ -3,13 +3,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { isUploadImageKey } from '../src/stages/classify-upload.ts';
+import { formatProblems, loadSpec, SpecChecker } from './helpers/cfn-spec.ts';
+import { LAMBDA_NODE_MAJOR, LAMBDA_RUNTIME, lambdaNode } from './helpers/lambda-node.ts';
+import {
+  type Json,
+  type LayerBuild,
+  type Obj,
+  packageService,
+  type Resource,
+  type Template,
+} from './helpers/serverless-package.ts';
 
 // `serverless package` (osls + serverless-step-functions + serverless-esbuild), run offline with
 // no AWS credentials at all, and the CloudFormation template and artefacts it produces checked:
@@ -17,7 +26,6 @@ import { isUploadImageKey } from '../src/stages/classify-upload.ts';
 // the ASL file, the GPU Batch job, and the Lambda size limits with the layers.
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MB = 1024 * 1024;
 /** Lambda: zipped deployment package (direct upload), and function + layers unzipped. */
 const ZIPPED_LIMIT = 50 * MB;
@@ -25,19 +33,6 @@ const UNZIPPED_LIMIT = 250 * MB;
 
 // ---------------------------------------------------------------- template types and helpers
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Obj = { [key: string]: Json };
-interface Resource {
-  Type: string;
-  Properties: Obj;
-  DependsOn?: string | string[];
-  Condition?: string;
-}
-interface Template {
-  Resources: Record<string, Resource>;
-  Outputs: Record<string, { Value: Json }>;
-  Parameters: Record<string, Obj>;
-}
 interface Statement {
   Effect: 'Allow' | 'Deny';
   Action: string | string[];
@@ -56,6 +51,23 @@ function s3Pattern(resource: Json, bucketArn: string): string | undefined {
   if (typeof text !== 'string') return undefined;
   if (text === bucketArn) return '';
   return text.startsWith(`${bucketArn}/`) ? text.slice(bucketArn.length + 1) : undefined;
+}
+
+/** The rule-specific intrinsic functions CloudFormation evaluates in a template's Rules. */
+function evalRule(expr: Json, params: Record<string, string>): Json {
+  if (typeof expr !== 'object' || expr === null || Array.isArray(expr)) return expr;
+  const [fn, args] = Object.entries(expr)[0]!;
+  if (fn === 'Ref') {
+    const value = params[args as string];
+    if (value === undefined) throw new Error(`rule refers to parameter ${String(args)}, not given`);
+    return value;
+  }
+  const a = (args as Json[]).map((x) => evalRule(x, params));
+  if (fn === 'Fn::Equals') return a[0] === a[1];
+  if (fn === 'Fn::Not') return !a[0];
+  if (fn === 'Fn::And') return a.every(Boolean);
+  if (fn === 'Fn::Or') return a.some(Boolean);
+  throw new Error(`rule function ${fn} is not evaluated here`);
 }
 
 function policyStatements(role: Resource): Statement[] {
@@ -225,6 +237,22 @@ const S3_GRANTS: Record<string, string[]> = {
   BatchInstanceRole: [],
 };
 
+/** What a state machine needs to log through CloudWatch Logs' log delivery and to trace. */
+const LOG_DELIVERY_AND_XRAY = [
+  'logs:CreateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:DescribeLogGroups',
+  'logs:DescribeResourcePolicies',
+  'logs:GetLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:UpdateLogDelivery',
+  'xray:GetSamplingRules',
+  'xray:GetSamplingTargets',
+  'xray:PutTelemetryRecords',
+  'xray:PutTraceSegments',
+];
+
 const IMAGE_SUFFIXES = ['.jpg', '.jpeg', '.png', '.webp', '.JPG', '.JPEG', '.PNG', '.WEBP'];
 
 // ---------------------------------------------------------------- packaging, once
@@ -235,40 +263,14 @@ describe('serverless package (offline, no AWS account)', () => {
   let template: Template;
   let res: Record<string, Resource>;
   let bucketArn: string;
-  let layers: { bytes: number; layers: { name: string; bytes: number }[] };
+  let layers: LayerBuild;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'dogbreed-sls-'));
-    pkg = join(work, 'package');
-    // The layer build's own report (serverless.yml's plugin builds the layers again, identically).
-    const built = await run(process.execPath, [join(ROOT, 'layers/build-layers.mjs'), '--json'], {
-      cwd: ROOT,
-    });
-    layers = JSON.parse(built.stdout) as typeof layers;
-    // No credentials anywhere and no instance metadata: any AWS API call would fail the package.
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: work,
-      AWS_SHARED_CREDENTIALS_FILE: join(work, 'no-credentials'),
-      AWS_CONFIG_FILE: join(work, 'no-config'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      CI: 'true',
-    };
-    const cli = join(ROOT, 'node_modules/osls/bin/serverless.js');
-    const args = ['package', '--stage', 'test', '--region', 'us-east-1', '--package', pkg];
-    try {
-      await run(process.execPath, [cli, ...args], { cwd: ROOT, env, maxBuffer: 16 * MB, timeout: 150_000 });
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`serverless package failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-    }
-    template = JSON.parse(readFileSync(join(pkg, 'cloudformation-template-update-stack.json'), 'utf8'));
+    ({ dir: pkg, template, layers } = await packageService(work));
     res = template.Resources;
     bucketArn = 'arn:${AWS::Partition}:s3:::dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}';
-  }, 180_000);
+  }, 420_000);
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });
@@ -361,7 +363,7 @@ describe('serverless package (offline, no AWS account)', () => {
     for (const [name, want] of Object.entries(FUNCTIONS)) {
       const p = res[`${name}LambdaFunction`]!.Properties;
       expect(p.Handler, name).toBe(want.handler);
-      expect(p.Runtime, name).toBe('nodejs20.x');
+      expect(p.Runtime, name).toBe(LAMBDA_RUNTIME);
       expect(p.Architectures, name).toEqual(['x86_64']);
       expect(p.MemorySize, name).toBe(want.memory);
       expect(p.Timeout, name).toBe(want.timeout);
@@ -512,12 +514,16 @@ describe('serverless package (offline, no AWS account)', () => {
       'events:PutRule',
       'events:PutTargets',
       'lambda:InvokeFunction',
+      ...LOG_DELIVERY_AND_XRAY,
     ]);
     const submit = statements.find((s) => arr(s.Action).includes('batch:SubmitJob'))!;
     expect(arr(submit.Resource as Json)[0]).toEqual(ref('TrainJobQueue'));
-    // DescribeJobs is the one action AWS offers no resource-level permission for.
+    // The actions AWS offers no resource-level permission for: DescribeJobs, log delivery, X-Ray.
     const star = statements.filter((s) => arr(s.Resource as Json).includes('*'));
-    expect(star.map((s) => s.Action)).toEqual(['batch:DescribeJobs']);
+    expect(star.flatMap((s) => arr(s.Action)).sort()).toEqual([
+      'batch:DescribeJobs',
+      ...LOG_DELIVERY_AND_XRAY,
+    ]);
   });
 
   it('trains on a GPU Batch queue: spot first, on-demand fallback, retrying lost hosts only', () => {
@@ -538,7 +544,11 @@ describe('serverless package (offline, no AWS account)', () => {
       expect(cr.MaxvCpus, id).toBe(16);
       expect((cr.InstanceTypes as string[]).length, id).toBeGreaterThan(0);
       for (const t of cr.InstanceTypes as string[]) expect(t, id).toMatch(/^(g4dn|g5|g6|p3|p4d)\./);
-      expect(cr.Ec2Configuration, id).toEqual([{ ImageType: 'ECS_AL2_NVIDIA' }]);
+      expect(cr.Ec2Configuration, id).toEqual([{ ImageType: 'ECS_AL2023_NVIDIA' }]);
+      expect(cr.LaunchTemplate, id).toEqual({
+        LaunchTemplateId: ref('BatchLaunchTemplate'),
+        Version: getAtt('BatchLaunchTemplate', 'LatestVersionNumber'),
+      });
       expect(cr.InstanceRole, id).toEqual(getAtt('BatchInstanceProfile', 'Arn'));
       expect(cr.Subnets, id).toEqual(ref('BatchSubnetIds'));
     }
@@ -558,7 +568,8 @@ describe('serverless package (offline, no AWS account)', () => {
       { Type: 'VCPU', Value: '4' },
       { Type: 'MEMORY', Value: '14336' },
     ]);
-    expect(container.Image).toEqual({ 'Fn::Sub': '${TrainImageRepository.RepositoryUri}:latest' });
+    // The tag batch-job/build-image.sh pushed (--param="trainingImageTag=…"); "none" until then.
+    expect(container.Image).toEqual({ 'Fn::Sub': '${TrainImageRepository.RepositoryUri}:none' });
     expect(container.JobRoleArn).toEqual(getAtt('TrainJobRole', 'Arn'));
     expect(container.LogConfiguration).toEqual({
       LogDriver: 'awslogs',
@@ -572,9 +583,6 @@ describe('serverless package (offline, no AWS account)', () => {
       (container.Environment as { Name: string; Value: Json }[]).map((e) => [e.Name, e.Value]),
     );
     expect(env.DOGBREED_BUCKET).toEqual(res.DataBucket!.Properties.BucketName);
-    // The job's time limit is the TrainModel state's.
-    const train = asl.States.TrainModel!;
-    expect((job.Timeout as Obj).AttemptDurationSeconds).toBe(train.TimeoutSeconds);
     const retry = job.RetryStrategy as { Attempts: number; EvaluateOnExit: Obj[] };
     expect(retry.Attempts).toBeGreaterThan(1);
     expect(retry.EvaluateOnExit[0]).toEqual({ OnStatusReason: 'Host EC2*', Action: 'RETRY' });
@@ -583,7 +591,170 @@ describe('serverless package (offline, no AWS account)', () => {
       Statement: [{ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Action: 'sts:AssumeRole' }],
     });
     expect(res.TrainImageRepository!.Type).toBe('AWS::ECR::Repository');
+    expect(res.TrainImageRepository!.Properties.ImageTagMutability).toBe('IMMUTABLE');
   });
+
+  it('gives TrainModel time for every Batch attempt, each after the longest RUNNABLE wait', () => {
+    const job = res.TrainJobDefinition!.Properties;
+    const attempts = (job.RetryStrategy as { Attempts: number }).Attempts;
+    const perAttempt = (job.Timeout as { AttemptDurationSeconds: number }).AttemptDurationSeconds;
+    const [limit] = res.TrainJobQueue!.Properties.JobStateTimeLimitActions as Obj[];
+    expect(limit).toMatchObject({ Action: 'CANCEL', State: 'RUNNABLE' });
+    expect(limit!.MaxTimeSeconds).toEqual(ref('BatchRunnableTimeoutSeconds'));
+    // Batch's own bounds for MaxTimeSeconds; the parameter's MaxValue is what a deploy may set.
+    const runnable = template.Parameters.BatchRunnableTimeoutSeconds!;
+    expect(runnable).toMatchObject({ Type: 'Number', Default: 1800, MinValue: 600 });
+    const maxRunnable = Number(runnable.MaxValue);
+    expect(maxRunnable).toBeLessThanOrEqual(86_400);
+    // A spot reclaim late in attempt n still leaves attempt n+1 its full time, RUNNABLE wait included.
+    const stateTimeout = asl.States.TrainModel!.TimeoutSeconds as number;
+    expect(attempts * (perAttempt + maxRunnable)).toBeLessThanOrEqual(stateTimeout);
+    // The cancel reason says what to do: it is what failure.json and the CLI show.
+    expect(limit!.Reason).toMatch(/^no GPU capacity: .*vCPU quota/);
+  });
+
+  it('runs the GPU instances with IMDSv2 only', () => {
+    const lt = res.BatchLaunchTemplate!;
+    expect(lt.Type).toBe('AWS::EC2::LaunchTemplate');
+    expect((lt.Properties.LaunchTemplateData as Obj).MetadataOptions).toMatchObject({
+      HttpTokens: 'required',
+      HttpEndpoint: 'enabled',
+    });
+  });
+
+  it('refuses a deploy whose stack-made security group would land outside the subnets’ VPC', () => {
+    // CloudFormation evaluates Rules on the parameter values before it changes anything; this
+    // evaluates the same rule functions over the template's rule.
+    const rules = template.Rules ?? {};
+    const failures = (params: Record<string, string>) =>
+      Object.values(rules).flatMap((rule) =>
+        rule.RuleCondition === undefined || evalRule(rule.RuleCondition, params)
+          ? rule.Assertions.filter((a) => !evalRule(a.Assert, params)).map((a) => a.AssertDescription)
+          : [],
+      );
+    const subnets = { BatchSubnetIds: 'subnet-0a,subnet-0b' };
+    expect(failures({ ...subnets, BatchSecurityGroupIds: '', BatchVpcId: '' })).toEqual([
+      expect.stringMatching(/^batchVpcId is required when batchSecurityGroupIds is empty/),
+    ]);
+    expect(failures({ ...subnets, BatchSecurityGroupIds: '', BatchVpcId: 'vpc-0abc' })).toEqual([]);
+    expect(failures({ ...subnets, BatchSecurityGroupIds: 'sg-0abc', BatchVpcId: '' })).toEqual([]);
+    // The group is made in that VPC, and only when no groups are given.
+    expect(res.BatchSecurityGroup!.Condition).toBe('CreateBatchSecurityGroup');
+    expect(res.BatchSecurityGroup!.Properties.VpcId).toEqual(ref('BatchVpcId'));
+    expect(template.Conditions?.CreateBatchSecurityGroup).toEqual({
+      'Fn::Equals': [ref('BatchSecurityGroupIds'), ''],
+    });
+  });
+
+  it('logs and traces the state machine and traces every function', () => {
+    const sm = res.PipelineStateMachine!.Properties;
+    expect(sm.LoggingConfiguration).toEqual({
+      Level: 'ERROR',
+      IncludeExecutionData: false,
+      Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: getAtt('PipelineLogGroup', 'Arn') } }],
+    });
+    expect(sm.TracingConfiguration).toEqual({ Enabled: true });
+    expect(res.PipelineLogGroup!.Properties.LogGroupName).toBe(
+      '/aws/vendedlogs/states/dogbreed-pipeline-test',
+    );
+    const tracing = res.LambdaTracingPolicy!.Properties;
+    const traced = arr(tracing.Roles as { Ref: string }[]).map((r) => r.Ref);
+    expect(traced.sort()).toEqual(
+      Object.keys(FUNCTIONS)
+        .map((f) => `${f}Role`)
+        .sort(),
+    );
+    expect((tracing.PolicyDocument as Obj).Statement).toEqual([
+      { Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' },
+    ]);
+    for (const name of Object.keys(FUNCTIONS)) {
+      expect(res[`${name}LambdaFunction`]!.Properties.TracingConfig, name).toEqual({ Mode: 'Active' });
+    }
+  });
+
+  it('keeps upload events ClassifyUpload failed on in a queue, and caps its concurrency', () => {
+    const config = ofType('AWS::Lambda::EventInvokeConfig');
+    expect(config.map(([id]) => id)).toEqual(['ClassifyUploadLambdaEvConf']);
+    expect(config[0]![1].Properties).toMatchObject({
+      FunctionName: ref('ClassifyUploadLambdaFunction'),
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: getAtt('UploadFailureQueue', 'Arn') } },
+    });
+    expect(res.ClassifyUploadLambdaFunction!.Properties.ReservedConcurrentExecutions).toBe(10);
+    // Its role may send there (the framework adds nothing to a function's own role).
+    const send = policyStatements(res.ClassifyUploadRole!).filter((s) =>
+      arr(s.Action).includes('sqs:SendMessage'),
+    );
+    expect(send).toEqual([
+      { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt('UploadFailureQueue', 'Arn') },
+    ]);
+    expect(template.Outputs.UploadFailureQueueUrl?.Value).toEqual(ref('UploadFailureQueue'));
+  });
+
+  it('alarms on failed executions, function errors and throttles, and failed uploads', () => {
+    const alarms = Object.fromEntries(ofType('AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
+    expect(Object.keys(alarms).sort()).toEqual([
+      'FunctionErrorsAlarm',
+      'FunctionThrottlesAlarm',
+      'PipelineExecutionsFailedAlarm',
+      'UploadFailuresAlarm',
+    ]);
+    expect(alarms.PipelineExecutionsFailedAlarm).toMatchObject({
+      Namespace: 'AWS/States',
+      MetricName: 'ExecutionsFailed',
+      Dimensions: [{ Name: 'StateMachineArn', Value: ref('PipelineStateMachine') }],
+    });
+    expect(alarms.UploadFailuresAlarm).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: getAtt('UploadFailureQueue', 'QueueName') }],
+    });
+    // Summed over every function: each one's metric is in the expression.
+    for (const [id, metric] of [
+      ['FunctionErrorsAlarm', 'Errors'],
+      ['FunctionThrottlesAlarm', 'Throttles'],
+    ] as const) {
+      const metrics = alarms[id]!.Metrics as Obj[];
+      const [total, ...each] = metrics;
+      expect(total!.Expression, id).toBe(`SUM([${each.map((m) => m.Id).join(', ')}])`);
+      const fns = each.map((m) => {
+        const stat = (m.MetricStat as Obj).Metric as Obj;
+        expect(stat.MetricName, id).toBe(metric);
+        return ((stat.Dimensions as Obj[])[0]!.Value as { Ref: string }).Ref;
+      });
+      expect(fns.sort(), id).toEqual(
+        Object.keys(FUNCTIONS)
+          .map((f) => `${f}LambdaFunction`)
+          .sort(),
+      );
+    }
+    for (const [id, alarm] of Object.entries(alarms)) {
+      expect(alarm.Threshold, id).toBe(1);
+      expect(alarm.ComparisonOperator, id).toBe('GreaterThanOrEqualToThreshold');
+      // Notifications go to alarmTopicArn where one is given.
+      expect(alarm.AlarmActions, id).toEqual({
+        'Fn::If': ['HasAlarmTopic', [''], ref('AWS::NoValue')],
+      });
+    }
+  });
+
+  it('conforms to the CloudFormation resource specification (every resource and property)', async () => {
+    const checker = new SpecChecker(await loadSpec());
+    expect(formatProblems(checker.check(template))).toBe('');
+    // A misspelt nested property is caught, named by its resource and path.
+    const broken = structuredClone(template);
+    const cr = broken.Resources.TrainSpotComputeEnvironment!.Properties.ComputeResources as Obj;
+    cr.InstanceType = cr.InstanceTypes!;
+    delete cr.InstanceTypes;
+    expect(checker.check(broken)).toEqual([
+      {
+        path: 'TrainSpotComputeEnvironment.Properties.ComputeResources.InstanceType',
+        message: expect.stringMatching(
+          /^ComputeResources has no property InstanceType \(it has: .*InstanceTypes/,
+        ),
+      },
+    ]);
+  }, 120_000);
 
   it('outputs the bucket, the state machine, the job queue and the image repository', () => {
     expect(template.Outputs.BucketName?.Value).toEqual(ref('DataBucket'));
@@ -602,6 +773,7 @@ describe('serverless package (offline, no AWS account)', () => {
     for (const [id, file] of Object.entries(layerZip)) {
       expect(res[id]?.Type, id).toBe('AWS::Lambda::LayerVersion');
       expect(res[id]!.Properties.CompatibleArchitectures, id).toEqual(['x86_64']);
+      expect(res[id]!.Properties.CompatibleRuntimes, id).toEqual([LAMBDA_RUNTIME]);
       expect((await stat(file)).size, id).toBeLessThan(ZIPPED_LIMIT);
     }
     // What build-layers.mjs reported is what the zips hold.
@@ -637,6 +809,7 @@ describe('serverless package (offline, no AWS account)', () => {
   });
 
   it('each function bundle loads with its layers alone, as in Lambda (no repository node_modules)', async () => {
+    const node = await lambdaNode();
     const model = join(work, 'tiny.onnx');
     await writeFile(model, buildTinyBackbone({ inputSize: 16 }));
     const layerOf: Record<string, string> = {
@@ -667,16 +840,20 @@ describe('serverless package (offline, no AWS account)', () => {
         `const out = {};`,
         `try { const sharp = req('sharp'); const png = await sharp({ create: { width: 3, height: 2, channels: 3, background: '#08f' } }).png().toBuffer(); out.sharp = (await sharp(png).metadata()).width; } catch (e) { out.sharp = String(e.code ?? e.message); }`,
         `try { const ort = req('onnxruntime-node'); const s = await ort.InferenceSession.create(${JSON.stringify(model)}); out.ort = s.inputNames.length; } catch (e) { out.ort = String(e.code ?? e.message); }`,
+        `out.node = process.version;`,
         `console.log(JSON.stringify(out));`,
       ].join('\n');
-      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      // On the Node major Lambda runs (nodejs24.x), not the one running the tests.
+      const { stdout } = await run(node, ['--input-type=module', '-e', script], {
         cwd: sandbox,
         env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       });
       const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
         sharp: number | string;
         ort: number | string;
+        node: string;
       };
+      expect(out.node, name).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
       const hasSharp = attached.includes('SharpLambdaLayer');
       const hasOrt = attached.includes('OnnxruntimeLambdaLayer');
       expect(out.sharp, name).toBe(hasSharp ? 3 : 'MODULE_NOT_FOUND');

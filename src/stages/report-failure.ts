@@ -4,15 +4,47 @@ import type { FailureReport } from '../types.ts';
 import { keys } from './keys.ts';
 
 // ReportFailure: the Catch target of every state. Lambda failures arrive with a JSON Cause
-// ({errorType, errorMessage, trace}); the local engine passes the message itself.
+// ({errorType, errorMessage, trace}); a failed batch:submitJob.sync with the Batch job's
+// description ({JobName, Status, StatusReason, Attempts, …}); the local engine passes the message
+// itself.
 
-function readableCause(cause: string): string {
+/** The parts of a Batch job description (DescribeJobs, as Step Functions passes it) read here. */
+interface BatchJobCause {
+  JobName?: string;
+  Status?: string;
+  StatusReason?: string;
+  Attempts?: {
+    StatusReason?: string;
+    Container?: { ExitCode?: number; Reason?: string; LogStreamName?: string };
+  }[];
+}
+
+/** Why a Batch job failed: its status reason (a queue's RUNNABLE cancel reason says it all), and
+ * what its last attempt's container said, with the log stream to read. */
+function batchJobCause(job: BatchJobCause): string {
+  const last = job.Attempts?.at(-1);
+  const container = last?.Container;
+  const details = [
+    last?.StatusReason && last.StatusReason !== job.StatusReason ? last.StatusReason : undefined,
+    container?.Reason,
+    container?.ExitCode !== undefined ? `exit code ${container.ExitCode}` : undefined,
+    container?.LogStreamName ? `log stream ${container.LogStreamName}` : undefined,
+  ].filter((d): d is string => Boolean(d));
+  const attempts = job.Attempts?.length ? `; attempt ${job.Attempts.length}: ${details.join(', ')}` : '';
+  return `Batch job ${job.JobName ?? '(unnamed)'} ${job.Status ?? 'FAILED'}: ${job.StatusReason}${attempts}`;
+}
+
+export function readableCause(cause: string): string {
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
-    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+    parsed = JSON.parse(cause);
   } catch {
-    // not JSON: already the message
+    return cause; // not JSON: already the message
   }
+  if (typeof parsed !== 'object' || parsed === null) return cause;
+  const p = parsed as { errorMessage?: unknown; StatusReason?: unknown };
+  if (typeof p.errorMessage === 'string') return p.errorMessage;
+  if (typeof p.StatusReason === 'string') return batchJobCause(parsed as BatchJobCause);
   return cause;
 }
 
