@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DataError, InputError, TransientError } from '../errors.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { checkUrlHost, LOCAL_SOURCES, type SourcePolicy } from './source-policy.ts';
 import { type TarFile, tarStream } from './tar-writer.ts';
 
 // Where a dataset comes from, and how to stream it as one tarball whatever its kind.
@@ -41,6 +42,43 @@ export function describeSource(ref: SourceRef): string {
   return ref.path;
 }
 
+/**
+ * Refuses, before any I/O, a source the policy does not allow: local paths where they would be
+ * the function's own files, and URLs whose host is internal.
+ */
+export async function checkSource(ref: SourceRef, policy: SourcePolicy): Promise<void> {
+  if (ref.kind === 'path' && !policy.allowLocalPaths) {
+    throw new InputError(
+      `source ${ref.path}: a deployed stack reads only https://, http:// and s3:// sources, never its own files; upload the file first (the CLI's run command does) and pass its s3:// key`,
+    );
+  }
+  if (ref.kind === 'http') await checkUrlHost(ref.url, policy);
+}
+
+/** Redirects followed when every hop must be checked (fetch's own limit is 20). */
+const MAX_REDIRECTS = 5;
+
+/**
+ * fetch(), with every redirect's target held to the policy: a public URL must not bounce the
+ * request to an internal address.
+ */
+async function httpRequest(url: string, method: 'GET' | 'HEAD', policy: SourcePolicy): Promise<Response> {
+  if (policy.allowPrivateHosts) return fetch(url, { method, redirect: 'follow' });
+  let at = url;
+  for (let hop = 0; ; hop++) {
+    await checkUrlHost(at, policy);
+    const res = await fetch(at, { method, redirect: 'manual' });
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !location) return res;
+    if (hop >= MAX_REDIRECTS) throw new DataError(`${method} ${url}: more than ${MAX_REDIRECTS} redirects`);
+    await res.body?.cancel();
+    at = new URL(location, at).href;
+    if (!/^https?:$/.test(new URL(at).protocol)) {
+      throw new InputError(`source ${url} redirects to ${at}: only http(s) redirects are followed`);
+    }
+  }
+}
+
 async function statPath(path: string) {
   try {
     return await stat(path);
@@ -74,7 +112,11 @@ async function listFiles(root: string): Promise<{ rel: string; size: number; mti
  * A cheap identity of the source's current content (size and modification time, ETag…), used to
  * skip a download when the same source was fetched before. Undefined when none is available.
  */
-export async function sourceFingerprint(ref: SourceRef, store: ObjectStore): Promise<string | undefined> {
+export async function sourceFingerprint(
+  ref: SourceRef,
+  store: ObjectStore,
+  policy: SourcePolicy = LOCAL_SOURCES,
+): Promise<string | undefined> {
   if (ref.kind === 'path') {
     const st = await statPath(ref.path);
     if (st.isFile()) return `file:${st.size}:${Math.trunc(st.mtimeMs)}`;
@@ -86,11 +128,12 @@ export async function sourceFingerprint(ref: SourceRef, store: ObjectStore): Pro
     return info ? `s3:${info.size}:${info.etag}` : undefined;
   }
   try {
-    const res = await fetch(ref.url, { method: 'HEAD', redirect: 'follow' });
+    const res = await httpRequest(ref.url, 'HEAD', policy);
     const tag = res.headers.get('etag') ?? res.headers.get('last-modified');
     const len = res.headers.get('content-length');
     return res.ok && tag && len ? `http:${len}:${tag}` : undefined;
-  } catch {
+  } catch (err) {
+    if (err instanceof InputError) throw err;
     return undefined;
   }
 }
@@ -99,11 +142,12 @@ async function* directoryFiles(root: string): AsyncGenerator<TarFile> {
   for (const f of await listFiles(root)) yield { name: f.rel, data: await readFile(join(root, f.rel)) };
 }
 
-async function openHttp(url: string): Promise<Readable> {
+async function openHttp(url: string, policy: SourcePolicy): Promise<Readable> {
   let res: Response;
   try {
-    res = await fetch(url, { redirect: 'follow' });
+    res = await httpRequest(url, 'GET', policy);
   } catch (err) {
+    if (err instanceof InputError || err instanceof DataError) throw err;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new TransientError(`GET ${url} failed: ${cause?.code ?? cause?.message ?? String(err)}`);
   }
@@ -119,8 +163,13 @@ async function openHttp(url: string): Promise<Readable> {
  * Opens the source as a stream of tarball bytes: the file itself, the object itself, the
  * HTTP body, or an ImageFolder directory packed on the fly (sorted, so deterministic).
  */
-export async function openSource(ref: SourceRef, store: ObjectStore): Promise<Readable> {
-  if (ref.kind === 'http') return openHttp(ref.url);
+export async function openSource(
+  ref: SourceRef,
+  store: ObjectStore,
+  policy: SourcePolicy = LOCAL_SOURCES,
+): Promise<Readable> {
+  await checkSource(ref, policy);
+  if (ref.kind === 'http') return openHttp(ref.url, policy);
   if (ref.kind === 's3') return store.forBucket(ref.bucket).getStream(ref.key);
   if (!isAbsolute(ref.path)) throw new InputError(`source path ${ref.path} must be absolute`);
   const st = await statPath(ref.path);
