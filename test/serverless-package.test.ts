@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { isUploadImageKey } from '../src/stages/classify-upload.ts';
+import { packageService } from './helpers/serverless-package.ts';
 
 // `serverless package` (osls + serverless-step-functions + serverless-esbuild), run offline with
 // no AWS credentials at all, and the CloudFormation template and artefacts it produces checked:
@@ -180,6 +181,7 @@ const S3_GRANTS: Record<string, string[]> = {
   ],
   BuildManifestsRole: [
     's3:GetObject datasets/*/index.jsonl',
+    's3:GetObject datasets/*/inventory.json',
     's3:PutObject runs/*/manifests/*',
     's3:PutObjectTagging runs/*/manifests/shards/*',
   ],
@@ -239,36 +241,19 @@ describe('serverless package (offline, no AWS account)', () => {
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'dogbreed-sls-'));
-    pkg = join(work, 'package');
-    // The layer build's own report (serverless.yml's plugin builds the layers again, identically).
+    // Packaged once per test run (test/helpers/serverless-package.ts), shared with the IAM test.
+    const packaged = await packageService();
+    pkg = packaged.dir;
+    template = packaged.template as unknown as Template;
+    // The layer build's own report (serverless.yml's plugin built the layers identically), after
+    // the package so the two builds never write layers/ at the same time.
     const built = await run(process.execPath, [join(ROOT, 'layers/build-layers.mjs'), '--json'], {
       cwd: ROOT,
     });
     layers = JSON.parse(built.stdout) as typeof layers;
-    // No credentials anywhere and no instance metadata: any AWS API call would fail the package.
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: work,
-      AWS_SHARED_CREDENTIALS_FILE: join(work, 'no-credentials'),
-      AWS_CONFIG_FILE: join(work, 'no-config'),
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      CI: 'true',
-    };
-    const cli = join(ROOT, 'node_modules/osls/bin/serverless.js');
-    const args = ['package', '--stage', 'test', '--region', 'us-east-1', '--package', pkg];
-    try {
-      await run(process.execPath, [cli, ...args], { cwd: ROOT, env, maxBuffer: 16 * MB, timeout: 150_000 });
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`serverless package failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-    }
-    template = JSON.parse(readFileSync(join(pkg, 'cloudformation-template-update-stack.json'), 'utf8'));
     res = template.Resources;
     bucketArn = 'arn:${AWS::Partition}:s3:::dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}';
-  }, 180_000);
+  }, 300_000);
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });
