@@ -29,6 +29,11 @@ export interface RecordedCall {
   copySource?: string;
   /** Whether the request carries object tags (x-amz-tagging). */
   tagging?: boolean;
+  /**
+   * The key was not there (404). On AWS, S3 answers 403 instead unless the caller may list the
+   * key's prefix, and the store then lists to tell "missing" from "forbidden".
+   */
+  missing?: boolean;
 }
 
 const current = new AsyncLocalStorage<string>();
@@ -69,10 +74,17 @@ export function recordCalls(client: S3Client): S3Client {
         ...(input.CopySource ? { copySource: input.CopySource } : {}),
         ...(input.Tagging ? { tagging: true } : {}),
       };
-      // Synchronous and one line per write: lines from the test and the job's child process
-      // never interleave.
-      appendFileSync(logFile, `${JSON.stringify(call)}\n`);
-      return next(args);
+      // Synchronous, one line per write: lines from this process and the job's never interleave.
+      const write = (missing: boolean) =>
+        appendFileSync(logFile, `${JSON.stringify(missing ? { ...call, missing } : call)}\n`);
+      try {
+        const out = await next(args);
+        write(false);
+        return out;
+      } catch (err) {
+        write((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404);
+        throw err;
+      }
     },
     { step: 'initialize', name: 'dogbreedCallLog' },
   );

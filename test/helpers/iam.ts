@@ -156,8 +156,7 @@ export class StackResolver {
 
   private roleIdOf(arn: Json, where: string): string {
     const v = (arn as Obj)?.['Fn::GetAtt'] as [string, string] | undefined;
-    if (!v || v[1] !== 'Arn')
-      throw new Error(`${where} is not Fn::GetAtt <role>.Arn: ${JSON.stringify(arn)}`);
+    if (v?.[1] !== 'Arn') throw new Error(`${where} is not Fn::GetAtt <role>.Arn: ${JSON.stringify(arn)}`);
     return v[0];
   }
 
@@ -240,8 +239,19 @@ export function iamRequests(call: RecordedCall): IamRequest[] {
   const tagging = call.tagging ? [obj('s3:PutObjectTagging')] : [];
   switch (call.command) {
     case 'GetObject':
-    case 'HeadObject':
       return [obj('s3:GetObject')];
+    case 'HeadObject':
+      // A missing key: on AWS a 403 unless listing is allowed, and the store then lists the key.
+      return call.missing
+        ? [
+            obj('s3:GetObject'),
+            {
+              action: 's3:ListBucket',
+              resource: bucketArn(call.bucket),
+              context: { 's3:prefix': call.key ?? '' },
+            },
+          ]
+        : [obj('s3:GetObject')];
     case 'PutObject':
     case 'CreateMultipartUpload':
       return [obj('s3:PutObject'), ...tagging];
