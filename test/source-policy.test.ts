@@ -12,6 +12,7 @@ import {
   isInternalAddress,
   type SourcePolicy,
 } from '../src/dataset/source-policy.ts';
+import { openSource } from '../src/dataset/sources.ts';
 import { packTar } from '../src/dataset/tar-writer.ts';
 import { DataError, InputError } from '../src/errors.ts';
 import { useLocalS3 } from '../src/local/pipeline.ts';
@@ -159,6 +160,24 @@ describe('FetchDataset refuses, deployed, before anything is stored', () => {
     );
     expect(hits.every((h) => h.endsWith(' /redirect'))).toBe(true);
     expect(await t.keys()).toEqual([]);
+  });
+
+  it('a host that resolves to a public address, then to an internal one (DNS rebinding)', async () => {
+    hits.length = 0;
+    const port = new URL(base).port;
+    let lookups = 0;
+    // openSource checks the source, then the request's URL, before connecting: those two see a
+    // public address; the connection's own lookup sees loopback and must refuse it.
+    const policy: SourcePolicy = {
+      ...DEPLOYED_SOURCES,
+      lookup: async () => (++lookups <= 2 ? ['93.184.216.34'] : ['127.0.0.1']),
+    };
+    const ref = { kind: 'http' as const, url: `http://rebind.example:${port}/data.tar` };
+    await expect(openSource(ref, t.store, policy)).rejects.toThrow(
+      /rebind\.example resolves to 127\.0\.0\.1/,
+    );
+    expect(lookups).toBe(3);
+    expect(hits).toEqual([]);
   });
 
   it('still fetches a public URL', async () => {

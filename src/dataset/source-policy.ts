@@ -1,5 +1,6 @@
+import type { LookupAddress, LookupOneOptions } from 'node:dns';
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { BlockList, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv6, type LookupFunction } from 'node:net';
 import { InputError } from '../errors.ts';
 
 // Which dataset sources a caller may read. On a developer's machine anything goes: the files
@@ -75,4 +76,30 @@ export async function checkUrlHost(url: string, policy: SourcePolicy): Promise<v
       `source ${url}: host ${host} resolves to ${bad ?? 'no address'}, a loopback, link-local or private address, which a deployed stack does not fetch from; serve the dataset from a public https:// URL or upload it to s3://`,
     );
   }
+}
+
+/**
+ * The DNS lookup a connection makes, held to the policy: the address checked is the address
+ * connected to, so a host cannot resolve to a public address for checkUrlHost and to an
+ * internal one a moment later (DNS rebinding).
+ */
+export function connectLookup(policy: SourcePolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    (policy.lookup ?? defaultLookup)(hostname).then(
+      (addresses) => {
+        const bad = addresses.find(isInternalAddress);
+        if (bad !== undefined || addresses.length === 0) {
+          const err: NodeJS.ErrnoException = new InputError(
+            `source host ${hostname} resolves to ${bad ?? 'no address'}, a loopback, link-local or private address, which a deployed stack does not fetch from`,
+          );
+          callback(err, '', 0);
+          return;
+        }
+        const all = addresses.map((address): LookupAddress => ({ address, family: isIP(address) }));
+        if ((options as LookupOneOptions & { all?: boolean }).all) callback(null, all);
+        else callback(null, all[0]!.address, all[0]!.family);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, '', 0),
+    );
+  };
 }

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { request as httpGet } from 'node:http';
+import { request as httpsGet } from 'node:https';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { DataError, InputError, TransientError } from '../errors.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { checkUrlHost, LOCAL_SOURCES, type SourcePolicy } from './source-policy.ts';
+import { checkUrlHost, connectLookup, LOCAL_SOURCES, type SourcePolicy } from './source-policy.ts';
 import { type TarFile, tarStream } from './tar-writer.ts';
 
 // Where a dataset comes from, and how to stream it as one tarball whatever its kind.
@@ -59,15 +61,41 @@ export async function checkSource(ref: SourceRef, policy: SourcePolicy): Promise
 const MAX_REDIRECTS = 5;
 
 /**
- * fetch(), with every redirect's target held to the policy: a public URL must not bounce the
- * request to an internal address.
+ * One HTTP request whose connection resolves its host through the policy (fetch cannot be
+ * given a lookup), answered as a fetch Response.
+ */
+function checkedRequest(url: string, method: 'GET' | 'HEAD', policy: SourcePolicy): Promise<Response> {
+  const u = new URL(url);
+  const send = u.protocol === 'https:' ? httpsGet : httpGet;
+  return new Promise((resolve, reject) => {
+    const req = send(u, { method, lookup: connectLookup(policy) }, (res) => {
+      const status = res.statusCode ?? 0;
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(res.headers))
+        for (const v of [value ?? []].flat()) headers.append(name, v);
+      const empty = method === 'HEAD' || status === 204 || status === 304;
+      if (empty) res.resume();
+      const body = empty ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
+      resolve(new Response(body, { status, statusText: res.statusMessage, headers }));
+    });
+    req.on('error', (err) =>
+      reject(err instanceof InputError ? err : Object.assign(new Error(err.message), { cause: err })),
+    );
+    req.end();
+  });
+}
+
+/**
+ * fetch(), or where internal hosts are refused, a request that checks every host it connects
+ * to, redirects included: a public URL must not bounce the request to an internal address.
  */
 async function httpRequest(url: string, method: 'GET' | 'HEAD', policy: SourcePolicy): Promise<Response> {
   if (policy.allowPrivateHosts) return fetch(url, { method, redirect: 'follow' });
   let at = url;
   for (let hop = 0; ; hop++) {
+    // Named in a clear error before connecting; the connection's own lookup checks again.
     await checkUrlHost(at, policy);
-    const res = await fetch(at, { method, redirect: 'manual' });
+    const res = await checkedRequest(at, method, policy);
     const location = res.headers.get('location');
     if (res.status < 300 || res.status >= 400 || !location) return res;
     if (hop >= MAX_REDIRECTS) throw new DataError(`${method} ${url}: more than ${MAX_REDIRECTS} redirects`);
