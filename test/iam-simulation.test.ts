@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +43,7 @@ beforeAll(async () => {
   const packaged = packageService(); // a child process: packs while the pipeline runs
   const { writeSampleTarball } = await import('../src/dataset/sample-data.ts');
   const { readTar } = await import('../src/dataset/tar-reader.ts');
+  const { packTar } = await import('../src/dataset/tar-writer.ts');
   const { withWorkspaceStore } = await import('../src/cli/workspace.ts');
   const { runLocalPipeline, LOCAL_BUCKET } = await import('../src/local/pipeline.ts');
   const { startLocalS3 } = await import('../src/local/s3-server.ts');
@@ -50,11 +52,16 @@ beforeAll(async () => {
   expect(LOCAL_BUCKET).toBe(LOCAL_BUCKET_NAME);
 
   const sampleTar = join(workspace, 'sample.tar');
-  await writeSampleTarball(sampleTar, { classes: 4, perClass: 12, seed: 7 });
+  await writeSampleTarball(join(workspace, 'images.tar'), { classes: 4, perClass: 12, seed: 7 });
+  // Plus a 9 MiB file outside the class folders (indexed as one invalid entry, 2%): the
+  // tarball outgrows one 8 MiB part, so FetchDataset's upload is multipart, as a real one is.
+  const members: { name: string; data: Buffer }[] = [];
+  for await (const e of readTar(createReadStream(join(workspace, 'images.tar'))))
+    if (e.data) members.push({ name: e.name, data: Buffer.from(e.data) });
+  await writeFile(sampleTar, packTar([...members, { name: 'LICENSE.bin', data: Buffer.alloc(9 << 20, 7) }]));
   // As `dogbreed run --stage` does: the operator's own credentials upload the local file first.
   const staged = 'datasets/_uploads/sample.tar';
   await withWorkspaceStore(workspace, async (store) => {
-    const { createReadStream } = await import('node:fs');
     await store.upload(staged, createReadStream(sampleTar), { contentType: 'application/x-tar' });
   });
   const config = { source: `s3://${LOCAL_BUCKET}/${staged}`, seed: 3, shardSize: 10, resizeShorter: 64 };
@@ -71,10 +78,7 @@ beforeAll(async () => {
   expect(failed.failure?.state).toBe('FetchDataset');
 
   // One upload, classified through the S3 notification as on AWS.
-  let image: Buffer | undefined;
-  for await (const e of readTar((await import('node:fs')).createReadStream(sampleTar))) {
-    if (!image && e.data && e.name.endsWith('.jpg')) image = Buffer.from(e.data);
-  }
+  const image = members.find((m) => m.name.endsWith('.jpg'))?.data;
   const s3 = await startLocalS3({ directory: join(workspace, 's3'), bucket: LOCAL_BUCKET });
   const trigger = attachUploadTrigger(s3);
   try {
@@ -133,10 +137,20 @@ describe('IAM of the packaged stack, against the calls of a real local run', () 
       .filter(([, s]) => s.Type === 'Task')
       .map(([name]) => name);
     expect([...callers].sort()).toEqual([...tasks, 'ClassifyUpload'].sort());
-    // Listing with a prefix, copy, delete and a HEAD of a missing key all happened, so their
-    // mapping was exercised.
+    // Listing with a prefix, multipart, copy, delete and a HEAD of a missing key all happened,
+    // so their mapping was exercised.
     const commands = new Set(calls.filter((c) => c.caller).map((c) => c.command));
-    for (const c of ['GetObject', 'HeadObject', 'PutObject', 'ListObjectsV2', 'CopyObject', 'DeleteObject'])
+    for (const c of [
+      'GetObject',
+      'HeadObject',
+      'PutObject',
+      'ListObjectsV2',
+      'CreateMultipartUpload',
+      'UploadPart',
+      'CompleteMultipartUpload',
+      'CopyObject',
+      'DeleteObject',
+    ])
       expect(commands, c).toContain(c);
     expect(calls.some((c) => c.caller && c.command === 'HeadObject' && c.missing)).toBe(true);
   });
