@@ -59,6 +59,8 @@ export async function checkSource(ref: SourceRef, policy: SourcePolicy): Promise
 
 /** Redirects followed when every hop must be checked (fetch's own limit is 20). */
 const MAX_REDIRECTS = 5;
+/** A connection that sends nothing for this long is given up (and the fetch retried). */
+const IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * One HTTP request whose connection resolves its host through the policy (fetch cannot be
@@ -68,7 +70,7 @@ function checkedRequest(url: string, method: 'GET' | 'HEAD', policy: SourcePolic
   const u = new URL(url);
   const send = u.protocol === 'https:' ? httpsGet : httpGet;
   return new Promise((resolve, reject) => {
-    const req = send(u, { method, lookup: connectLookup(policy) }, (res) => {
+    const req = send(u, { method, lookup: connectLookup(policy), timeout: IDLE_TIMEOUT_MS }, (res) => {
       const status = res.statusCode ?? 0;
       const headers = new Headers();
       for (const [name, value] of Object.entries(res.headers))
@@ -78,8 +80,16 @@ function checkedRequest(url: string, method: 'GET' | 'HEAD', policy: SourcePolic
       const body = empty ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
       resolve(new Response(body, { status, statusText: res.statusMessage, headers }));
     });
+    // fetch gives up on a silent server by itself; a bare request waits until Lambda's timeout.
+    req.on('timeout', () =>
+      req.destroy(new TransientError(`${method} ${url}: no data for ${IDLE_TIMEOUT_MS / 1000} s`)),
+    );
     req.on('error', (err) =>
-      reject(err instanceof InputError ? err : Object.assign(new Error(err.message), { cause: err })),
+      reject(
+        err instanceof InputError || err instanceof TransientError
+          ? err
+          : Object.assign(new Error(err.message), { cause: err }),
+      ),
     );
     req.end();
   });
@@ -175,7 +185,7 @@ async function openHttp(url: string, policy: SourcePolicy): Promise<Readable> {
   try {
     res = await httpRequest(url, 'GET', policy);
   } catch (err) {
-    if (err instanceof InputError || err instanceof DataError) throw err;
+    if (err instanceof InputError || err instanceof DataError || err instanceof TransientError) throw err;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new TransientError(`GET ${url} failed: ${cause?.code ?? cause?.message ?? String(err)}`);
   }
