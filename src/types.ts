@@ -36,6 +36,8 @@ export interface DatasetProfile {
   expectedClasses?: number;
   /** Exact image count required (Stanford Dogs: 20,580), or undefined. */
   expectedImages?: number;
+  /** Exact tarball size (Stanford Dogs' images.tar: 793,579,520 bytes), checked by FetchDataset. */
+  tarballBytes?: number;
   minClasses: number;
   minPerClass: number;
   /** Largest tolerated share of invalid image entries (0..1) before the step fails. */

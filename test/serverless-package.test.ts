@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +27,7 @@ import {
 // the ASL file, the GPU Batch job, and the Lambda size limits with the layers.
 
 const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MB = 1024 * 1024;
 /** Lambda: zipped deployment package (direct upload), and function + layers unzipped. */
 const ZIPPED_LIMIT = 50 * MB;
@@ -192,6 +194,7 @@ const S3_GRANTS: Record<string, string[]> = {
   ],
   BuildManifestsRole: [
     's3:GetObject datasets/*/index.jsonl',
+    's3:GetObject datasets/*/inventory.json',
     's3:PutObject runs/*/manifests/*',
     's3:PutObjectTagging runs/*/manifests/shards/*',
   ],
@@ -267,10 +270,17 @@ describe('serverless package (offline, no AWS account)', () => {
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'dogbreed-sls-'));
-    ({ dir: pkg, template, layers } = await packageService(work));
+    // Packaged once per test run (test/helpers/serverless-package.ts), shared with the IAM test.
+    ({ dir: pkg, template } = await packageService());
+    // The layer build's own report (serverless.yml's plugin built the layers identically), after
+    // the package so the two builds never write layers/ at the same time.
+    const built = await run(process.execPath, [join(ROOT, 'layers/build-layers.mjs'), '--json'], {
+      cwd: ROOT,
+    });
+    layers = JSON.parse(built.stdout) as LayerBuild;
     res = template.Resources;
     bucketArn = 'arn:${AWS::Partition}:s3:::dogbreed-pipeline-test-${AWS::AccountId}-${AWS::Region}';
-  }, 420_000);
+  }, 480_000);
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });

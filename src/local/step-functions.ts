@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { ExecutionAbortedError, StateMachine } from 'aws-local-stepfunctions';
 import { errorMessage } from '../errors.ts';
+import { withCaller } from '../storage/call-log.ts';
 
 // Runs the deployed ASL file with aws-local-stepfunctions, each Task state served by the same
 // handler module its Lambda exports. Payloads are JSON-serialised both ways, as Lambda does,
@@ -86,7 +87,8 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
       const handler = opts.handlers[name]!;
       const invoke = async (input: unknown) => {
         const event = JSON.parse(JSON.stringify(input)) as unknown;
-        const result = await handler(event, lambdaContext(name, timeoutMs));
+        // Its S3 calls are the function's (or the job's), as IAM will see them on AWS.
+        const result = await withCaller(name, () => handler(event, lambdaContext(name, timeoutMs)));
         return JSON.parse(JSON.stringify(result ?? null));
       };
       return [name, invoke];

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { InputError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { callLogEnv } from '../storage/call-log.ts';
 import { array, object, string } from '../validate.ts';
 import { runBatchJob } from './batch-runner.ts';
 
@@ -41,6 +42,7 @@ export async function trainModelTask(params: unknown, context: Context): Promise
       ...env,
       DOGBREED_BUCKET: process.env.DOGBREED_BUCKET ?? '',
       DOGBREED_S3_ENDPOINT: process.env.DOGBREED_S3_ENDPOINT ?? '',
+      ...callLogEnv(),
     },
     timeoutMs: context.getRemainingTimeInMillis(),
     onLine: (line, stream) => (stream === 'stdout' ? logger.info(line) : logger.debug(line)),

@@ -5,6 +5,7 @@ import { handler } from '../../functions/classify-upload.ts';
 import { errorMessage } from '../errors.ts';
 import { logger } from '../log.ts';
 import { isUploadImageKey } from '../stages/classify-upload.ts';
+import { withCaller } from '../storage/call-log.ts';
 import { useLocalS3 } from './pipeline.ts';
 import type { LocalS3 } from './s3-server.ts';
 
@@ -67,7 +68,7 @@ export function attachUploadTrigger(s3: LocalS3): UploadTrigger {
       try {
         // Serialised, as Lambda receives it: no shared objects with the emitter.
         const event = JSON.parse(JSON.stringify({ Records: [record] })) as S3Event;
-        await handler(event, lambdaContext());
+        await withCaller('ClassifyUpload', () => handler(event, lambdaContext()));
         return;
       } catch (err) {
         const delay = RETRY_DELAYS_MS[attempt];

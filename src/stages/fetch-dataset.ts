@@ -1,6 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Transform } from 'node:stream';
-import { describeSource, openSource, parseSource, sourceFingerprint } from '../dataset/sources.ts';
+import { LOCAL_SOURCES, type SourcePolicy } from '../dataset/source-policy.ts';
+import {
+  checkSource,
+  describeSource,
+  openSource,
+  parseSource,
+  sourceFingerprint,
+} from '../dataset/sources.ts';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
@@ -14,6 +21,10 @@ import { keys } from './keys.ts';
 export interface FetchInput {
   source: string;
   expectedSha256?: string;
+  /** Exact size of the tarball (a profile's pin): anything else is truncated or substituted. */
+  expectedBytes?: number;
+  /** Which sources may be read; LOCAL_SOURCES unless the caller runs deployed. */
+  policy?: SourcePolicy;
 }
 
 interface SourceRecord {
@@ -38,22 +49,37 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
   const ref = parseSource(input.source);
   const where = describeSource(ref);
   const expected = input.expectedSha256?.toLowerCase();
+  const policy = input.policy ?? LOCAL_SOURCES;
+  await checkSource(ref, policy);
+  const pinned = input.expectedBytes;
+  const sizeError = (bytes: number) =>
+    pinned !== undefined && bytes !== pinned
+      ? new DataError(
+          `${where} is ${bytes > pinned ? `over ${pinned}` : bytes} bytes, but the dataset profile expects exactly ${pinned}: the download is truncated or not the expected tarball; nothing was kept`,
+        )
+      : undefined;
+  const checkSize = (bytes: number) => {
+    const err = sizeError(bytes);
+    if (err) throw err;
+  };
 
   if (expected) {
     const hit = await existing(store, expected);
     if (hit) {
+      checkSize(hit.bytes);
       logger.info(`dataset already present with sha256 ${expected}: skipping the download`, {
         key: hit.tarKey,
       });
       return hit;
     }
   }
-  const fingerprint = await sourceFingerprint(ref, store);
+  const fingerprint = await sourceFingerprint(ref, store, policy);
   const recordKey = keys.sourceRecord(createHash('sha256').update(where).digest('hex').slice(0, 24));
   if (fingerprint && !expected) {
     const record = (await store.head(recordKey)) ? await store.getJson<SourceRecord>(recordKey) : undefined;
     const hit = record?.fingerprint === fingerprint ? await existing(store, record.sha256) : undefined;
     if (hit) {
+      checkSize(hit.bytes);
       logger.info(`${where} is unchanged since ${record?.fetchedAt}: skipping the download`, {
         key: hit.tarKey,
       });
@@ -70,10 +96,11 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
       bytes += chunk.length;
-      done(null, chunk);
+      // Longer than the pin: stop now rather than store gigabytes that will be refused.
+      done(bytes > (pinned ?? Number.POSITIVE_INFINITY) ? sizeError(bytes) : null, chunk);
     },
   });
-  const body = (await openSource(ref, store)).on('error', (e) => hasher.destroy(e)).pipe(hasher);
+  const body = (await openSource(ref, store, policy)).on('error', (e) => hasher.destroy(e)).pipe(hasher);
   let lastLog = 0;
   await store.upload(incoming, body, {
     contentType: 'application/x-tar',
@@ -86,6 +113,7 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
   const sha256 = hash.digest('hex');
 
   try {
+    checkSize(bytes);
     if (expected && sha256 !== expected) {
       throw new DataError(
         `${where} has sha256 ${sha256}, expected ${expected}: the download is corrupt or the expected checksum is wrong; nothing was kept`,

@@ -17,6 +17,7 @@ import {
   NotFoundError,
   TransientError,
 } from '../errors.ts';
+import { recordCalls } from './call-log.ts';
 import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.ts';
 
 // The one module that speaks S3. It works against AWS and against any S3-compatible
@@ -34,7 +35,7 @@ const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 
 export function createS3Client(cfg: S3StoreConfig): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     region: cfg.region ?? process.env.AWS_REGION ?? 'us-east-1',
     maxAttempts: 5,
     // Without these, streamed bodies go out with aws-chunked framing that s3rver stores verbatim.
@@ -48,6 +49,8 @@ export function createS3Client(cfg: S3StoreConfig): S3Client {
         }
       : {}),
   });
+  // Off unless a test asks for it (DOGBREED_AWS_CALL_LOG).
+  return recordCalls(client);
 }
 
 function isNotFound(err: unknown): boolean {
