@@ -89,6 +89,8 @@ export class StackResolver {
           return arn('logs', `log-group:${this.prop(id, 'LogGroupName')}:*`);
         case 'AWS::ECR::Repository':
           return arn('ecr', `repository/${this.prop(id, 'RepositoryName')}`);
+        case 'AWS::SQS::Queue':
+          return arn('sqs', this.prop(id, 'QueueName'));
       }
     }
     throw new Error(`Fn::GetAtt ${id}.${attr} (${r.Type}): not resolvable here; extend StackResolver.getAtt`);
