@@ -10,6 +10,7 @@ import { DEFINITION_PATH } from '../local/definition.ts';
 import { runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
 import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
+import { cacheCommand } from './cache-command.ts';
 import { classifyCommand } from './classify-command.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
@@ -24,7 +25,7 @@ Usage:
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
                [--backbone tiny|<onnx url|path>] [--feature-tensor NAME] [--epochs N] [--views N]
-               [--hidden N] [--learning-rate F] [--patience N] [--json]
+               [--hidden N] [--learning-rate F] [--patience N] [--no-cache] [--json]
                [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
@@ -32,6 +33,8 @@ Usage:
       follows the execution; --no-wait prints the execution ARN and returns.
       --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
       backbone built in, enough for the synthetic sample).
+      Preprocessed shards and backbone features are reused from the step cache (cache/ in
+      the bucket) when everything that determines them is unchanged; --no-cache recomputes.
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
   dogbreed runs [--json]
@@ -42,10 +45,12 @@ Usage:
       Side by side, with per-metric deltas and the classes that changed most.
   dogbreed evaluate --model <model.onnx|s3://…|RUN_ID|champion> <dir|tar> [--json]
       The same metrics for a model this pipeline produced, on any ImageFolder dir or tarball.
+  dogbreed cache ls|clear [--json]
+      The step cache: what it holds (objects, bytes), or remove it all.
   dogbreed classify <image…> [--json] [--timeout S]
       Uploads images to uploads/ and prints the champion's top-5 breeds from
       predictions/<name>.json (exit 1 on an error prediction or a timeout).
-  (runs, report, compare, evaluate and classify use the workspace's local bucket, --workspace DIR,
+  (runs, report, compare, evaluate, cache and classify use the workspace's local bucket, --workspace DIR,
    or a deployed stage's bucket with --stage NAME [--region R])
 
 Sources: https://…, http://…, s3://bucket/key, file://…, a path to a tarball, or a directory
@@ -143,6 +148,7 @@ async function runCommand(args: string[]): Promise<number> {
       stage: { type: 'string' },
       region: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
+      'no-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -167,6 +173,7 @@ async function runCommand(args: string[]): Promise<number> {
     split: values.split ? parseSplitRatios(values.split) : [...DEFAULTS.split],
     shardSize: numberFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
     resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
+    ...(values['no-cache'] ? { cache: false } : {}),
     training: withoutUndefined({
       backbone:
         values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny'
@@ -178,6 +185,7 @@ async function runCommand(args: string[]): Promise<number> {
       hidden: numberFlag(values.hidden, '--hidden', 0, 8192),
       learningRate: numberFlag(values['learning-rate'], '--learning-rate', 1e-7, 1, 'number'),
       patience: numberFlag(values.patience, '--patience', 1, 10_000),
+      cache: values['no-cache'] ? false : undefined,
     }),
   };
   // Sources given as relative paths mean this directory, not the server's.
@@ -277,6 +285,8 @@ export async function main(argv: string[]): Promise<number> {
         return await evaluateCommand(rest, stdout);
       case 'classify':
         return await classifyCommand(rest, stdout);
+      case 'cache':
+        return await cacheCommand(rest, stdout);
       case undefined:
       case 'help':
       case '--help':

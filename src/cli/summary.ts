@@ -21,7 +21,7 @@ export interface RunSummary {
     verify: VerifyResult;
     counts: ManifestsResult['counts'];
     manifestKeys: ManifestsResult['manifestKeys'];
-    shards: { count: number; images: number; bytes: number; prefix: string };
+    shards: { count: number; reused: number; images: number; bytes: number; prefix: string };
     model: { key: string; labelsKey: string; trainingKey: string; jobId: string };
     report?: {
       metricsKey: string;
@@ -81,6 +81,7 @@ export function runSummary(result: LocalRunResult): RunSummary {
     manifestKeys: out.manifests.manifestKeys,
     shards: {
       count: out.shards.length,
+      reused: out.shards.filter((s) => s.cached).length,
       images: out.shards.reduce((n, s) => n + s.images, 0),
       bytes: out.shards.reduce((n, s) => n + s.bytes, 0),
       prefix: `runs/${result.runId}/shards/`,
@@ -128,7 +129,7 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
       `manifests train ${o.counts.train} · val ${o.counts.val} · test ${o.counts.test} → ${s3(`runs/${s.runId}/manifests/`)}`,
     );
     log(
-      `shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
+      `shards    ${o.shards.count} shards (${o.shards.reused} reused from the step cache), ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
     );
     log(`model     ${s3(o.model.key)} (training curves: ${s3(o.model.trainingKey)})`);
     const r = o.report;

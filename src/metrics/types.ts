@@ -97,4 +97,12 @@ export interface MetricsReport {
   promotion: Promotion;
   /** Seconds per state of the execution, as far as known when the report is written. */
   timings: Record<string, number>;
+  /** Per state and per shard: what this run computed and what it reused from the step cache. */
+  cache?: Record<string, CacheUse>;
+}
+
+export interface CacheUse {
+  computed: number;
+  reused: number;
+  shards: { key: string; cached: boolean; seconds?: number }[];
 }
