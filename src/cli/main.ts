@@ -7,14 +7,15 @@ import { writeSampleTarball } from '../dataset/sample-data.ts';
 import { parseSplitRatios } from '../dataset/split.ts';
 import { errorMessage, InputError } from '../errors.ts';
 import { DEFINITION_PATH } from '../local/definition.ts';
-import { runLocalPipeline } from '../local/pipeline.ts';
+import { type LocalRunResult, newRunId, runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
 import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
+import { RUN_ID } from '../validate.ts';
 import { cacheCommand } from './cache-command.ts';
 import { classifyCommand } from './classify-command.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
-import { runOnStage } from './stage-run.ts';
+import { resumeOnStage, runOnStage } from './stage-run.ts';
 import { printRunSummary, runSummary } from './summary.ts';
 import { workspaceDir } from './workspace.ts';
 
@@ -35,6 +36,10 @@ Usage:
       backbone built in, enough for the synthetic sample).
       Preprocessed shards and backbone features are reused from the step cache (cache/ in
       the bucket) when everything that determines them is unchanged; --no-cache recomputes.
+  dogbreed resume RUN_ID [--workspace DIR] [--json] [--stage NAME [--region R] [--no-wait]]
+      Continues a run that failed or was interrupted, under the same run id, from the state
+      that did not finish; the states (and the Map shards) that succeeded are not run again.
+      On a stage: Step Functions' RedriveExecution.
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
   dogbreed runs [--json]
@@ -191,15 +196,52 @@ async function runCommand(args: string[]): Promise<number> {
   // Sources given as relative paths mean this directory, not the server's.
   if (!isUrl(config.source)) config.source = resolve(config.source);
 
+  if (values.stage) {
+    const stage = values.stage;
+    return following(log, { onAWS: true }, (progress, signal) =>
+      runOnStage(config, {
+        stage,
+        region: values.region,
+        wait: !values['no-wait'],
+        progress,
+        log,
+        signal,
+      }),
+    );
+  }
+  const runId = newRunId();
+  log(`run ${runId}: ${config.source} → workspace ${workspace}`);
+  return following(log, { onAWS: false }, async (progress, signal) =>
+    reportLocalRun(
+      await runLocalPipeline({ workspace, config, runId, onEvent: progress.onEvent, signal }),
+      json,
+      log,
+    ),
+  );
+}
+
+/** Prints a local run's summary (JSON on stdout with --json); the exit code. */
+function reportLocalRun(result: LocalRunResult, json: boolean, log: (line: string) => void): number {
+  const summary = runSummary(result);
+  if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else printRunSummary(summary, log);
+  if (result.status === 'ABORTED') return 130;
+  return result.status === 'SUCCEEDED' ? 0 : 1;
+}
+
+/** Runs `fn` with the progress display and Ctrl-C handling of a followed execution. */
+async function following(
+  log: (line: string) => void,
+  where: { onAWS: boolean },
+  fn: (progress: Progress, signal: AbortSignal) => Promise<number>,
+): Promise<number> {
   const progress = new Progress(log, mapItems, describeShard);
   const restoreLog = setLogSink(progress.logSink);
   const abort = new AbortController();
-  let interrupted = false;
   const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
+    if (abort.signal.aborted) process.exit(130);
     log(
-      values.stage
+      where.onAWS
         ? 'interrupted: no longer following the execution (it keeps running on AWS)'
         : 'interrupted: stopping the execution and the local S3 server (Ctrl-C again to force)',
     );
@@ -207,32 +249,55 @@ async function runCommand(args: string[]): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   try {
-    if (values.stage) {
-      return await runOnStage(config, {
-        stage: values.stage,
-        region: values.region,
-        wait: !values['no-wait'],
-        progress,
-        log,
-        signal: abort.signal,
-      });
-    }
-    log(`run ${config.source} → workspace ${workspace}`);
-    const result = await runLocalPipeline({
-      workspace,
-      config,
-      onEvent: progress.onEvent,
-      signal: abort.signal,
-    });
-    const summary = runSummary(result);
-    if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else printRunSummary(summary, log);
-    if (interrupted) return 130;
-    return result.status === 'SUCCEEDED' ? 0 : 1;
+    const code = await fn(progress, abort.signal);
+    return abort.signal.aborted ? 130 : code;
   } finally {
     process.off('SIGINT', onSigint);
     restoreLog();
   }
+}
+
+async function resumeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      workspace: { type: 'string' },
+      stage: { type: 'string' },
+      region: { type: 'string' },
+      'no-wait': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const [runId] = positionals;
+  if (!runId || !RUN_ID.test(runId)) {
+    throw new InputError('dogbreed resume needs a run id (`dogbreed runs` lists them)');
+  }
+  const json = values.json === true;
+  const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+  if (values.stage) {
+    const stage = values.stage;
+    return following(log, { onAWS: true }, (progress, signal) =>
+      resumeOnStage(runId, { stage, region: values.region, wait: !values['no-wait'], progress, log, signal }),
+    );
+  }
+  const workspace = workspaceDir(values.workspace);
+  log(`resume ${runId} → workspace ${workspace}`);
+  return following(log, { onAWS: false }, async (progress, signal) =>
+    reportLocalRun(
+      await runLocalPipeline({
+        workspace,
+        runId,
+        resume: true,
+        config: { source: '' },
+        onEvent: progress.onEvent,
+        signal,
+      }),
+      json,
+      log,
+    ),
+  );
 }
 
 async function sampleDataCommand(args: string[]): Promise<number> {
@@ -273,6 +338,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await runCommand(rest);
+      case 'resume':
+        return await resumeCommand(rest);
       case 'sample-data':
         return await sampleDataCommand(rest);
       case 'runs':

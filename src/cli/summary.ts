@@ -12,6 +12,8 @@ export interface RunSummary {
   cause?: string;
   failure?: FailureReport;
   failureKey?: string;
+  /** Set for `dogbreed resume`: the state it continued from and the Task results it reused. */
+  resumed?: LocalRunResult['resumed'];
   timings: { state: string; seconds: number; status: string; iterations?: number }[];
   maxPayloadBytes: number;
   bucket: string;
@@ -61,6 +63,7 @@ export function runSummary(result: LocalRunResult): RunSummary {
         ...(t.iterations ? { iterations: t.iterations.total } : {}),
       })),
     maxPayloadBytes: result.maxPayloadBytes,
+    ...(result.resumed ? { resumed: result.resumed } : {}),
     bucket: result.bucket,
     s3Directory: result.s3Directory,
   };
@@ -117,6 +120,13 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
     log(`${t.state.padEnd(20)} ${t.seconds.toFixed(2).padStart(8)}  ${t.status}${extra}`);
   }
   log('');
+  if (s.resumed) {
+    log(
+      s.resumed.fromState
+        ? `resumed from ${s.resumed.fromState}: ${s.resumed.reusedTasks} task results of the earlier attempt reused`
+        : `resumed: all ${s.resumed.reusedTasks} task results came from the earlier attempt`,
+    );
+  }
   const s3 = (key: string) => `s3://${s.bucket}/${key}`;
   if (s.status === 'SUCCEEDED' && s.outputs) {
     const o = s.outputs;

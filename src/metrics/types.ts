@@ -99,6 +99,8 @@ export interface MetricsReport {
   timings: Record<string, number>;
   /** Per state and per shard: what this run computed and what it reused from the step cache. */
   cache?: Record<string, CacheUse>;
+  /** Set when the run was resumed after a failure or an interruption: when, and from which state. */
+  resumed?: { at: string; fromState: string; how: 'local' | 'redrive' }[];
 }
 
 export interface CacheUse {

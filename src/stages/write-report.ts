@@ -9,6 +9,7 @@ import type { CacheUse, MetricsReport, Prediction, PredictionShard } from '../me
 import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
+import { readResumes } from './execution-journal.ts';
 import { keys } from './keys.ts';
 
 // WriteReport: every predictions shard → metrics.json (with the quality gate) and report.html,
@@ -137,6 +138,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
         }
       : comparePromotion({ runId, macroF1: computed.macro.f1, gate }, champion);
 
+  const resumed = await readResumes(store, runId);
   const metrics: MetricsReport = {
     schemaVersion: 1,
     runId,
@@ -159,6 +161,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
       Preprocess: cacheUse(event.shards),
       TrainModel: cacheUse((training.data?.featureShards ?? []).map((s) => ({ ...s, key: s.shardKey }))),
     },
+    ...(resumed.length > 0 ? { resumed } : {}),
   };
   const html = renderReportHtml({
     metrics,
