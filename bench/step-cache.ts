@@ -38,6 +38,12 @@ function dogbreed(args: string[], killWhen?: RegExp): Promise<CliRun> {
   });
 }
 
+/** The state table a run prints at its end: seconds per state, where the time went. */
+function stateSeconds(r: CliRun): Record<string, number> {
+  const rows = [...r.output.matchAll(/^(\w+)\s+([\d.]+)\s+(?:succeeded|failed)/gm)];
+  return Object.fromEntries(rows.map((m) => [m[1]!, Number(m[2])]));
+}
+
 function succeeded(what: string, r: CliRun): void {
   if (r.code !== 0) throw new Error(`${what} exited ${r.code ?? r.signal}:\n${r.output.slice(-2000)}`);
 }
@@ -79,6 +85,7 @@ export async function benchStepCache(dir: string): Promise<Record<string, unknow
     command: 'npm run bench -- --only stepCache',
     sample: SHARED_SAMPLE_DIR,
     fullRunSeconds: round(full.seconds, 1),
+    stateSeconds: { full: stateSeconds(full), rerun: stateSeconds(rerun), resume: stateSeconds(resumed) },
     learningRateRerunSeconds: round(rerun.seconds, 1),
     learningRateRerunRatio: round(rerun.seconds / full.seconds),
     killedInTrainModelAfterSeconds: round(killed.seconds, 1),

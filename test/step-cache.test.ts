@@ -7,6 +7,7 @@ import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { type LocalRunResult, runLocalPipeline } from '../src/local/pipeline.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
 import { encodeModel, loadModel } from '../src/model/onnx-io.ts';
+import { IMAGENET_PREPROCESS } from '../src/model/types.ts';
 import { keys } from '../src/stages/keys.ts';
 import { shardCacheKey } from '../src/stages/preprocess-shard.ts';
 import { type FeatureKeyParts, featureCacheKey } from '../src/training/feature-cache.ts';
@@ -126,14 +127,7 @@ describe('cache keys', () => {
       shardSha256: 's'.repeat(64),
       backboneSha256: 'b'.repeat(64),
       featureTensor: 'pooled',
-      spec: {
-        resizeShorter: 256,
-        cropSize: 224,
-        mean: [0.485, 0.456, 0.406],
-        std: [0.229, 0.224, 0.225],
-        layout: 'NCHW',
-        channelOrder: 'RGB',
-      },
+      spec: IMAGENET_PREPROCESS,
       views: 2,
       seed: 1,
       batchSize: 32,
