@@ -91,7 +91,7 @@ export async function benchStepCache(dir: string): Promise<Record<string, unknow
     killedInTrainModelAfterSeconds: round(killed.seconds, 1),
     resumeSeconds: round(resumed.seconds, 1),
     resumeRatio: round(resumed.seconds / full.seconds),
-    resumedFrom: /resumed from (\S+)/.exec(resumed.output)?.[1],
+    resumedFrom: /resumed from (\w+)/.exec(resumed.output)?.[1],
     targets: { learningRateRerunRatio: 0.15, resumeRatio: 0.5 },
   };
 }
