@@ -202,10 +202,10 @@ const S3_GRANTS: Record<string, string[]> = {
   ],
   WriteReportRole: [
     's3:GetObject models/current.json',
+    's3:GetObject runs/*/execution/resumes.json',
     's3:GetObject runs/*/manifests/classes.json',
     's3:GetObject runs/*/model/training.json',
     's3:GetObject runs/*/predictions/*',
-    's3:GetObject runs/*/execution/resumes.json',
     's3:GetObject runs/*/shards/test/*',
     's3:ListBucket  prefix models/*,runs/*/execution/*',
     's3:PutObject models/current.json',
