@@ -26,6 +26,16 @@ function parseEnv(env: NodeJS.ProcessEnv) {
   return { runId, training: parseTrainingConfig(training, 'DOGBREED_TRAINING') };
 }
 
+/** Locally the job is the CLI's child: when the CLI dies, its end of our stdin closes. */
+function exitWithParent(): void {
+  if (process.env.DOGBREED_EXIT_WITH_PARENT !== '1') return;
+  process.stdin.on('end', () => process.exit(137));
+  process.stdin.on('error', () => process.exit(137));
+  process.stdin.resume();
+  // Waiting for that must not keep a finished job alive.
+  (process.stdin as NodeJS.ReadStream & { unref?: () => void }).unref?.();
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   restoreUtilForTfjsNode();
   if (argv.includes('--self-check')) {
@@ -34,6 +44,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (!report.ok) process.stderr.write(`self-check failed:\n  ${report.failures.join('\n  ')}\n`);
     return report.ok ? 0 : 1;
   }
+  exitWithParent();
   try {
     const { runId, training } = parseEnv(process.env);
     const store = storeFromEnv();

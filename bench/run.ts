@@ -8,6 +8,7 @@ import { benchClassify } from './classify.ts';
 import { benchFetch } from './fetch.ts';
 import { benchHeadTraining } from './head-training.ts';
 import { benchPreprocess, pillowVersion } from './preprocess.ts';
+import { benchStepCache } from './step-cache.ts';
 import { MiB, newTempDir, progress, round, runChild } from './util.ts';
 import { benchVerify } from './verify.ts';
 
@@ -23,6 +24,7 @@ const BENCHMARKS = {
   inference: benchBatchedInference,
   classify: benchClassify,
   headTraining: (_dir: string, quick: boolean) => benchHeadTraining({ quick }),
+  stepCache: (dir: string) => benchStepCache(dir),
 } as const;
 type Name = keyof typeof BENCHMARKS;
 const NAMES = Object.keys(BENCHMARKS) as Name[];

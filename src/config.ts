@@ -3,7 +3,7 @@ import { parseGate } from './metrics/gate.ts';
 import type { GateThresholds } from './metrics/types.ts';
 import { parseTrainingConfig, type TrainingConfig } from './training/training-config.ts';
 import type { DatasetProfile, PipelineConfig } from './types.ts';
-import { array, integer, number, object, oneOf, optional, SHA256_HEX, string } from './validate.ts';
+import { array, boolean, integer, number, object, oneOf, optional, SHA256_HEX, string } from './validate.ts';
 
 // The run configuration: what the execution input may say, with the defaults every
 // handler applies, so an execution started from the AWS console with only a source works.
@@ -18,6 +18,7 @@ export interface ResolvedConfig {
   split: [number, number, number];
   shardSize: number;
   resizeShorter: number;
+  cache: boolean;
   training: TrainingConfig;
   gate: GateThresholds;
 }
@@ -55,6 +56,7 @@ export function parseConfig(value: unknown, path = 'config'): ResolvedConfig {
     resizeShorter:
       optional(c.resizeShorter, (v) => integer(v, `${path}.resizeShorter`, 32, 2048)) ??
       DEFAULTS.resizeShorter,
+    cache: optional(c.cache, (v) => boolean(v, `${path}.cache`)) ?? true,
     // Checked here too, so a bad training option fails the run at its start, not after preprocessing.
     training: parseTrainingConfig(c.training, `${path}.training`),
     gate: parseGate(c.gate),

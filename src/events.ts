@@ -37,6 +37,8 @@ export interface WriteReportEvent extends RunEvent {
   predictions: ValidationResult[];
   /** Seconds per state, from the state outputs that carry them. */
   timings: Record<string, number>;
+  /** Preprocess's shards: which were computed and which reused from the cache. */
+  shards: { key: string; cached: boolean; seconds?: number }[];
 }
 
 export interface FailureEvent {
@@ -168,5 +170,13 @@ export function parseWriteReportEvent(event: unknown): WriteReportEvent {
       };
     }),
     timings: stateTimings(e),
+    shards: (Array.isArray(e.shards) ? e.shards : []).map((s, i) => {
+      const r = object(s, `event.shards[${i}]`);
+      return {
+        key: string(r.key, `event.shards[${i}].key`, S3_KEY),
+        cached: r.cached === true,
+        seconds: seconds(r.seconds),
+      };
+    }),
   };
 }

@@ -89,6 +89,8 @@ export interface ShardResult {
   images: number;
   bytes: number;
   sha256: string;
+  /** Taken from the step cache rather than computed. */
+  cached?: boolean;
 }
 
 /** Sidecar `<id>.json` inside a WebDataset shard. */
@@ -116,6 +118,8 @@ export interface PipelineConfig {
   split?: [number, number, number];
   shardSize?: number;
   resizeShorter?: number;
+  /** Reuse preprocessed shards from the content-addressed cache (default true; `--no-cache`: false). */
+  cache?: boolean;
   /** Options of the TrainModel job (backbone, head, hyperparameters); see training-config.ts. */
   training?: Record<string, unknown>;
   /** Quality-gate thresholds (accuracy, macroF1, macroPrecision, macroRecall); the study's targets by default. */

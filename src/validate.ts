@@ -44,6 +44,11 @@ export function array(v: unknown, path: string): unknown[] {
   return v;
 }
 
+export function boolean(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw new InputError(`${path} must be true or false, got ${describe(v)}`);
+  return v;
+}
+
 export function oneOf<T extends string>(v: unknown, path: string, options: readonly T[]): T {
   if (typeof v !== 'string' || !options.includes(v as T)) {
     throw new InputError(`${path} must be one of ${options.join(', ')}, got ${describe(v)}`);

@@ -19,6 +19,7 @@ describe('parseConfig', () => {
       split: [0.7, 0.15, 0.15],
       shardSize: 256,
       resizeShorter: 256,
+      cache: true,
       training: TRAINING_DEFAULTS,
       gate: DEFAULT_GATE,
     });
@@ -42,6 +43,7 @@ describe('parseConfig', () => {
     ],
     [{ source: 'x', expectedSha256: 'abc' }, 'config.expectedSha256 has an unexpected format: "abc"'],
     [{ source: 'x', maxInvalidShare: 2 }, 'config.maxInvalidShare must be a number from 0 to 1, got 2'],
+    [{ source: 'x', cache: 'no' }, 'config.cache must be true or false, got "no"'],
     [
       { source: 'x', training: { epochs: 0 } },
       'config.training.epochs must be an integer from 1 to 10000, got 0',

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Progress } from '../src/cli/progress.ts';
+import { runSummary } from '../src/cli/summary.ts';
 import { withWorkspaceStore } from '../src/cli/workspace.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { readTar } from '../src/dataset/tar-reader.ts';
@@ -285,8 +287,24 @@ describe('local pipeline failures', () => {
     const whole = await readFile(sampleTar);
     const cut = join(workspace, 'truncated.tar');
     await writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2) + 100));
-    const r = await runLocalPipeline({ workspace, config: { source: cut }, runId: 'run-truncated' });
+    const lines: string[] = [];
+    const progress = new Progress(
+      (l) => lines.push(l),
+      () => [],
+      () => '',
+    );
+    const r = await runLocalPipeline({
+      workspace,
+      config: { source: cut },
+      runId: 'run-truncated',
+      onEvent: progress.onEvent,
+    });
     expect(r.status).toBe('FAILED');
+    // The caught failure is shown and listed as failed, never as a success.
+    expect(lines.some((l) => /^✖ VerifyDataset failed \d/.test(l))).toBe(true);
+    expect(lines.some((l) => l.startsWith('✔ VerifyDataset'))).toBe(false);
+    expect(runSummary(r).timings.find((t) => t.state === 'VerifyDataset')?.status).toBe('failed');
+    expect(runSummary(r).timings.find((t) => t.state === 'FetchDataset')?.status).toBe('succeeded');
     expect(r.failure).toMatchObject({ runId: 'run-truncated', state: 'VerifyDataset', error: 'DataError' });
     expect(r.failure?.cause).toMatch(/truncated/);
     await inspect(async (store) => {

@@ -2,6 +2,7 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import {
   GetExecutionHistoryCommand,
   type HistoryEvent,
+  RedriveExecutionCommand,
   SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
@@ -10,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { followExecution } from '../src/aws/execution.ts';
 import { resolveStage } from '../src/aws/stage.ts';
 import { Progress } from '../src/cli/progress.ts';
-import { runOnStage } from '../src/cli/stage-run.ts';
+import { resumeOnStage, runOnStage } from '../src/cli/stage-run.ts';
 import { InputError } from '../src/errors.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 
@@ -241,6 +242,73 @@ describe('deployed stages', () => {
       `run ${runId} failed in VerifyDataset: DataError: datasets/x/images.tar: the tarball is truncated`,
     );
     expect(lines).toContain(`failure report: s3://dogbreed-test-bucket/reports/${runId}/failure.json`);
+  });
+
+  it('resume redrives the failed execution and follows only what ran after the redrive', async () => {
+    const runId = '20261129-120000-abcd';
+    const executionArn = `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${runId}`;
+    await t.store.putJson(`reports/${runId}/failure.json`, {
+      runId,
+      state: 'Validate',
+      error: 'TransientError',
+      cause: 'S3 SlowDown',
+      failedAt: at(3).toISOString(),
+    });
+    const redriven: string[] = [];
+    sfn.on(RedriveExecutionCommand).callsFake(async (input: { executionArn: string }) => {
+      redriven.push(input.executionArn);
+      await t.store.putJson(`reports/${runId}/metrics.json`, METRICS(runId));
+      return { redriveDate: at(10) };
+    });
+    sfn.on(GetExecutionHistoryCommand, { executionArn }).resolves({
+      events: history([
+        entered('Task', 'TrainModel'),
+        exited('Task', 'TrainModel'),
+        entered('Map', 'Validate'),
+        { type: 'ExecutionFailed', executionFailedEventDetails: { error: 'TransientError', cause: 'x' } },
+        { type: 'ExecutionRedriven' },
+        entered('Map', 'Validate'),
+        exited('Map', 'Validate'),
+        entered('Task', 'WriteReport'),
+        exited('Task', 'WriteReport'),
+        { type: 'ExecutionSucceeded', executionSucceededEventDetails: { output: '{}' } },
+      ]),
+    });
+    const { lines, progress } = progressLines();
+    const code = await resumeOnStage(runId, {
+      stage: 'test',
+      wait: true,
+      progress,
+      log: (l) => lines.push(l),
+      sfn: new SFNClient({ region: 'us-east-1' }),
+      pollMs: 1,
+    });
+    expect(code, lines.join('\n')).toBe(0);
+    expect(redriven).toEqual([executionArn]);
+    expect(lines).toContain(`run ${runId} resumed on stage test from Validate: ${executionArn}`);
+    // The GPU job of the first attempt is not shown again: only the redriven states are.
+    expect(lines.some((l) => l.startsWith('▶ TrainModel'))).toBe(false);
+    expect(lines).toContain('▶ WriteReport');
+    expect(await t.store.head(`reports/${runId}/failure.json`)).toBeUndefined();
+    const resumes = await t.store.getJson<{ fromState: string; how: string }[]>(
+      `runs/${runId}/execution/resumes.json`,
+    );
+    expect(resumes).toMatchObject([{ fromState: 'Validate', how: 'redrive' }]);
+  });
+
+  it('resume names an execution that cannot be redriven and says what can', async () => {
+    const err = Object.assign(new Error('Execution is not redrivable'), { name: 'ExecutionNotRedrivable' });
+    sfn.on(RedriveExecutionCommand).rejects(err);
+    const { lines, progress } = progressLines();
+    await expect(
+      resumeOnStage('20261129-120000-ffff', {
+        stage: 'test',
+        wait: true,
+        progress,
+        log: (l) => lines.push(l),
+        sfn: new SFNClient({ region: 'us-east-1' }),
+      }),
+    ).rejects.toThrow(/cannot resume .*20261129-120000-ffff: Execution is not redrivable \(only a failed/);
   });
 
   it('retries a throttled history call instead of failing the follow', async () => {

@@ -2,10 +2,11 @@ import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
   type HistoryEvent,
+  RedriveExecutionCommand,
   type SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { TransientError } from '../errors.ts';
+import { InputError, TransientError } from '../errors.ts';
 import type { EventLog } from '../local/step-functions.ts';
 import { withRetry } from '../util/retry.ts';
 
@@ -41,6 +42,26 @@ export async function startExecution(
   );
   if (!out.executionArn) throw new Error('StartExecution returned no execution ARN');
   return out.executionArn;
+}
+
+/** An execution's ARN: executions are named by their run id. */
+export function executionArnOf(stateMachineArn: string, runId: string): string {
+  return `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${runId}`;
+}
+
+/** Continues a failed, timed-out or aborted execution from where it stopped. */
+export async function redriveExecution(sfn: SFNClient, executionArn: string): Promise<void> {
+  try {
+    await call(() => sfn.send(new RedriveExecutionCommand({ executionArn })));
+  } catch (err) {
+    const name = (err as Error).name;
+    if (name === 'ExecutionNotRedrivable' || name === 'ExecutionDoesNotExist') {
+      throw new InputError(
+        `cannot resume ${executionArn}: ${(err as Error).message} (only a failed, timed-out or aborted execution of the last 14 days can be redriven; \`dogbreed runs --stage …\` lists them)`,
+      );
+    }
+    throw err;
+  }
 }
 
 const STATE_TYPES: Record<string, string> = {
@@ -114,14 +135,34 @@ export class HistoryTranslator {
   }
 }
 
+/** The id of the execution's last ExecutionRedriven event: earlier events are the failed attempts. */
+async function lastRedriveEventId(sfn: SFNClient, executionArn: string): Promise<number> {
+  let last = 0;
+  let token: string | undefined;
+  do {
+    const page = await call(() =>
+      sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 })),
+    );
+    for (const e of page.events ?? []) if (e.type === 'ExecutionRedriven') last = e.id ?? last;
+    token = page.nextToken;
+  } while (token);
+  return last;
+}
+
 /** Polls the history until the execution ends; every new event goes to `onEvent`. */
 export async function followExecution(
   sfn: SFNClient,
   executionArn: string,
-  opts: { onEvent?: (e: EventLog) => void; pollMs?: number; signal?: AbortSignal } = {},
+  opts: {
+    onEvent?: (e: EventLog) => void;
+    pollMs?: number;
+    signal?: AbortSignal;
+    /** A redriven execution: follow only what happened after its last redrive. */
+    sinceRedrive?: boolean;
+  } = {},
 ): Promise<FollowResult> {
   const translator = new HistoryTranslator();
-  let lastId = 0;
+  let lastId = opts.sinceRedrive ? await lastRedriveEventId(sfn, executionArn) : 0;
   for (;;) {
     let token: string | undefined;
     do {

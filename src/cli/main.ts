@@ -7,13 +7,15 @@ import { writeSampleTarball } from '../dataset/sample-data.ts';
 import { parseSplitRatios } from '../dataset/split.ts';
 import { errorMessage, InputError } from '../errors.ts';
 import { DEFINITION_PATH } from '../local/definition.ts';
-import { runLocalPipeline } from '../local/pipeline.ts';
+import { type LocalRunResult, newRunId, runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
 import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
+import { RUN_ID } from '../validate.ts';
+import { cacheCommand } from './cache-command.ts';
 import { classifyCommand } from './classify-command.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
-import { runOnStage } from './stage-run.ts';
+import { resumeOnStage, runOnStage } from './stage-run.ts';
 import { printRunSummary, runSummary } from './summary.ts';
 import { workspaceDir } from './workspace.ts';
 
@@ -24,7 +26,7 @@ Usage:
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
                [--backbone tiny|<onnx url|path>] [--feature-tensor NAME] [--epochs N] [--views N]
-               [--hidden N] [--learning-rate F] [--patience N] [--json]
+               [--hidden N] [--learning-rate F] [--patience N] [--no-cache] [--json]
                [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
@@ -32,6 +34,12 @@ Usage:
       follows the execution; --no-wait prints the execution ARN and returns.
       --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
       backbone built in, enough for the synthetic sample).
+      Preprocessed shards and backbone features are reused from the step cache (cache/ in
+      the bucket) when everything that determines them is unchanged; --no-cache recomputes.
+  dogbreed resume RUN_ID [--workspace DIR] [--json] [--stage NAME [--region R] [--no-wait]]
+      Continues a run that failed or was interrupted, under the same run id, from the state
+      that did not finish; the states (and the Map shards) that succeeded are not run again.
+      On a stage: Step Functions' RedriveExecution.
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
   dogbreed runs [--json]
@@ -42,10 +50,12 @@ Usage:
       Side by side, with per-metric deltas and the classes that changed most.
   dogbreed evaluate --model <model.onnx|s3://…|RUN_ID|champion> <dir|tar> [--json]
       The same metrics for a model this pipeline produced, on any ImageFolder dir or tarball.
+  dogbreed cache ls|clear [--json]
+      The step cache: what it holds (objects, bytes), or remove it all.
   dogbreed classify <image…> [--json] [--timeout S]
       Uploads images to uploads/ and prints the champion's top-5 breeds from
       predictions/<name>.json (exit 1 on an error prediction or a timeout).
-  (runs, report, compare, evaluate and classify use the workspace's local bucket, --workspace DIR,
+  (runs, report, compare, evaluate, cache and classify use the workspace's local bucket, --workspace DIR,
    or a deployed stage's bucket with --stage NAME [--region R])
 
 Sources: https://…, http://…, s3://bucket/key, file://…, a path to a tarball, or a directory
@@ -155,6 +165,7 @@ async function runCommand(args: string[]): Promise<number> {
       stage: { type: 'string' },
       region: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
+      'no-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -179,6 +190,7 @@ async function runCommand(args: string[]): Promise<number> {
     split: values.split ? parseSplitRatios(values.split) : [...DEFAULTS.split],
     shardSize: numberFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
     resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
+    ...(values['no-cache'] ? { cache: false } : {}),
     training: withoutUndefined({
       backbone:
         values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny'
@@ -190,20 +202,58 @@ async function runCommand(args: string[]): Promise<number> {
       hidden: numberFlag(values.hidden, '--hidden', 0, 8192),
       learningRate: numberFlag(values['learning-rate'], '--learning-rate', 1e-7, 1, 'number'),
       patience: numberFlag(values.patience, '--patience', 1, 10_000),
+      cache: values['no-cache'] ? false : undefined,
     }),
   };
   // Sources given as relative paths mean this directory, not the server's.
   if (!isUrl(config.source)) config.source = resolve(config.source);
 
+  if (values.stage) {
+    const stage = values.stage;
+    return following(log, { onAWS: true }, (progress, signal) =>
+      runOnStage(config, {
+        stage,
+        region: values.region,
+        wait: !values['no-wait'],
+        progress,
+        log,
+        signal,
+      }),
+    );
+  }
+  const runId = newRunId();
+  log(`run ${runId}: ${config.source} → workspace ${workspace}`);
+  return following(log, { onAWS: false }, async (progress, signal) =>
+    reportLocalRun(
+      await runLocalPipeline({ workspace, config, runId, onEvent: progress.onEvent, signal }),
+      json,
+      log,
+    ),
+  );
+}
+
+/** Prints a local run's summary (JSON on stdout with --json); the exit code. */
+function reportLocalRun(result: LocalRunResult, json: boolean, log: (line: string) => void): number {
+  const summary = runSummary(result);
+  if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else printRunSummary(summary, log);
+  if (result.status === 'ABORTED') return 130;
+  return result.status === 'SUCCEEDED' ? 0 : 1;
+}
+
+/** Runs `fn` with the progress display and Ctrl-C handling of a followed execution. */
+async function following(
+  log: (line: string) => void,
+  where: { onAWS: boolean },
+  fn: (progress: Progress, signal: AbortSignal) => Promise<number>,
+): Promise<number> {
   const progress = new Progress(log, mapItems, describeShard);
   const restoreLog = setLogSink(progress.logSink);
   const abort = new AbortController();
-  let interrupted = false;
   const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
+    if (abort.signal.aborted) process.exit(130);
     log(
-      values.stage
+      where.onAWS
         ? 'interrupted: no longer following the execution (it keeps running on AWS)'
         : 'interrupted: stopping the execution and the local S3 server (Ctrl-C again to force)',
     );
@@ -211,32 +261,55 @@ async function runCommand(args: string[]): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   try {
-    if (values.stage) {
-      return await runOnStage(config, {
-        stage: values.stage,
-        region: values.region,
-        wait: !values['no-wait'],
-        progress,
-        log,
-        signal: abort.signal,
-      });
-    }
-    log(`run ${config.source} → workspace ${workspace}`);
-    const result = await runLocalPipeline({
-      workspace,
-      config,
-      onEvent: progress.onEvent,
-      signal: abort.signal,
-    });
-    const summary = runSummary(result);
-    if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else printRunSummary(summary, log);
-    if (interrupted) return 130;
-    return result.status === 'SUCCEEDED' ? 0 : 1;
+    const code = await fn(progress, abort.signal);
+    return abort.signal.aborted ? 130 : code;
   } finally {
     process.off('SIGINT', onSigint);
     restoreLog();
   }
+}
+
+async function resumeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      workspace: { type: 'string' },
+      stage: { type: 'string' },
+      region: { type: 'string' },
+      'no-wait': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const [runId] = positionals;
+  if (!runId || !RUN_ID.test(runId)) {
+    throw new InputError('dogbreed resume needs a run id (`dogbreed runs` lists them)');
+  }
+  const json = values.json === true;
+  const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+  if (values.stage) {
+    const stage = values.stage;
+    return following(log, { onAWS: true }, (progress, signal) =>
+      resumeOnStage(runId, { stage, region: values.region, wait: !values['no-wait'], progress, log, signal }),
+    );
+  }
+  const workspace = workspaceDir(values.workspace);
+  log(`resume ${runId} → workspace ${workspace}`);
+  return following(log, { onAWS: false }, async (progress, signal) =>
+    reportLocalRun(
+      await runLocalPipeline({
+        workspace,
+        runId,
+        resume: true,
+        config: { source: '' },
+        onEvent: progress.onEvent,
+        signal,
+      }),
+      json,
+      log,
+    ),
+  );
 }
 
 async function sampleDataCommand(args: string[]): Promise<number> {
@@ -282,6 +355,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await runCommand(rest);
+      case 'resume':
+        return await resumeCommand(rest);
       case 'sample-data':
         return await sampleDataCommand(rest);
       case 'runs':
@@ -294,6 +369,8 @@ export async function main(argv: string[]): Promise<number> {
         return await evaluateCommand(rest, stdout);
       case 'classify':
         return await classifyCommand(rest, stdout);
+      case 'cache':
+        return await cacheCommand(rest, stdout);
       case undefined:
       case 'help':
       case '--help':

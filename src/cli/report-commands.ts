@@ -75,6 +75,10 @@ export async function runsCommand(args: string[], out: Out): Promise<number> {
     );
   }
   if (rows.some((r) => r.champion)) out('★ the champion: its model serves uploads');
+  const resumable = rows.filter((r) => r.status === 'interrupted' || r.status === 'failed');
+  for (const r of resumable.slice(0, 3)) {
+    out(`${r.status} run ${r.runId}: \`dogbreed resume ${r.runId}\` continues it from where it stopped`);
+  }
   return 0;
 }
 
@@ -92,8 +96,12 @@ export async function reportCommand(args: string[], out: Out): Promise<number> {
       out(JSON.stringify(run.failure, null, 2));
       return 1;
     }
-    if (run.status === 'incomplete') {
-      out(`run ${runId} has no report yet: it is still running, or stopped before WriteReport`);
+    if (run.status !== 'succeeded') {
+      out(
+        run.status === 'interrupted'
+          ? `run ${runId} was interrupted before its report: \`dogbreed resume ${runId}\` continues it`
+          : `run ${runId} has no report yet: it is still running, or stopped before WriteReport`,
+      );
       return 1;
     }
     if (values.html) {

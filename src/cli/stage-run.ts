@@ -1,10 +1,11 @@
 import { basename } from 'node:path';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { followExecution, startExecution } from '../aws/execution.ts';
+import { executionArnOf, followExecution, redriveExecution, startExecution } from '../aws/execution.ts';
 import { resolveStage } from '../aws/stage.ts';
 import { openSource, parseSource } from '../dataset/sources.ts';
 import { newRunId } from '../local/pipeline.ts';
 import type { MetricsReport } from '../metrics/types.ts';
+import { appendResume } from '../stages/execution-journal.ts';
 import { keys } from '../stages/keys.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FailureReport, PipelineConfig } from '../types.ts';
@@ -39,39 +40,74 @@ async function stageSource(store: ObjectStore, source: string, log: (line: strin
 }
 
 export async function runOnStage(config: PipelineConfig, opts: StageRunOptions): Promise<number> {
-  const { log } = opts;
   const stage = await resolveStage(opts.stage, { region: opts.region });
   const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
   return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
     const runId = newRunId();
-    const source = await stageSource(store, config.source, log);
+    const source = await stageSource(store, config.source, opts.log);
     const executionArn = await startExecution(sfn, stage.stateMachineArn, runId, {
       config: { ...config, source },
     });
-    log(`run ${runId} started on stage ${stage.stage}: ${executionArn}`);
-    if (!opts.wait) return 0;
-    const result = await followExecution(sfn, executionArn, {
-      onEvent: opts.progress.onEvent,
-      signal: opts.signal,
-      pollMs: opts.pollMs,
-    });
-    if (result.status === 'SUCCEEDED') {
-      printMetrics(await store.getJson<MetricsReport>(keys.metrics(runId)), log);
-      log(`report: s3://${store.bucket}/${keys.reportHtml(runId)}`);
-      return 0;
-    }
-    if (result.error === 'Detached') {
-      log(`${result.cause}; stop it with: aws stepfunctions stop-execution --execution-arn ${executionArn}`);
-      return 130;
-    }
-    const failure = (await store.head(keys.failure(runId)))
-      ? await store.getJson<FailureReport>(keys.failure(runId))
-      : undefined;
-    const where = failure ? ` in ${failure.state}` : '';
-    log(
-      `run ${runId} ${result.status.toLowerCase()}${where}: ${failure?.error ?? result.error}: ${failure?.cause ?? result.cause}`,
-    );
-    if (failure) log(`failure report: s3://${store.bucket}/${keys.failure(runId)}`);
-    return 1;
+    opts.log(`run ${runId} started on stage ${stage.stage}: ${executionArn}`);
+    return opts.wait ? followAndReport(sfn, store, runId, executionArn, opts) : 0;
   });
+}
+
+/**
+ * `dogbreed resume RUN_ID --stage NAME`: Step Functions' RedriveExecution continues the failed
+ * execution from its failed state (inside a Map, only the items that did not succeed), under
+ * the same execution, so the states that succeeded — the GPU job among them — are not paid for
+ * again.
+ */
+export async function resumeOnStage(runId: string, opts: StageRunOptions): Promise<number> {
+  const stage = await resolveStage(opts.stage, { region: opts.region });
+  const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
+  return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
+    const executionArn = executionArnOf(stage.stateMachineArn, runId);
+    const fromState = (await store.head(keys.failure(runId)))
+      ? (await store.getJson<FailureReport>(keys.failure(runId))).state
+      : 'the state that did not finish';
+    await redriveExecution(sfn, executionArn);
+    // WriteReport reads this to say the run was resumed; the last attempt's failure no longer holds.
+    await appendResume(store, runId, { at: new Date().toISOString(), fromState, how: 'redrive' });
+    await store.delete(keys.failure(runId));
+    opts.log(`run ${runId} resumed on stage ${stage.stage} from ${fromState}: ${executionArn}`);
+    return opts.wait ? followAndReport(sfn, store, runId, executionArn, opts, true) : 0;
+  });
+}
+
+async function followAndReport(
+  sfn: SFNClient,
+  store: ObjectStore,
+  runId: string,
+  executionArn: string,
+  opts: StageRunOptions,
+  sinceRedrive = false,
+): Promise<number> {
+  const { log } = opts;
+  const result = await followExecution(sfn, executionArn, {
+    onEvent: opts.progress.onEvent,
+    signal: opts.signal,
+    pollMs: opts.pollMs,
+    sinceRedrive,
+  });
+  if (result.status === 'SUCCEEDED') {
+    printMetrics(await store.getJson<MetricsReport>(keys.metrics(runId)), log);
+    log(`report: s3://${store.bucket}/${keys.reportHtml(runId)}`);
+    return 0;
+  }
+  if (result.error === 'Detached') {
+    log(`${result.cause}; stop it with: aws stepfunctions stop-execution --execution-arn ${executionArn}`);
+    return 130;
+  }
+  const failure = (await store.head(keys.failure(runId)))
+    ? await store.getJson<FailureReport>(keys.failure(runId))
+    : undefined;
+  const where = failure ? ` in ${failure.state}` : '';
+  log(
+    `run ${runId} ${result.status.toLowerCase()}${where}: ${failure?.error ?? result.error}: ${failure?.cause ?? result.cause}`,
+  );
+  if (failure) log(`failure report: s3://${store.bucket}/${keys.failure(runId)}`);
+  log(`resume it with: dogbreed resume ${runId} --stage ${opts.stage}`);
+  return 1;
 }

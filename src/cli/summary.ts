@@ -12,6 +12,8 @@ export interface RunSummary {
   cause?: string;
   failure?: FailureReport;
   failureKey?: string;
+  /** Set for `dogbreed resume`: the state it continued from and the Task results it reused. */
+  resumed?: LocalRunResult['resumed'];
   timings: { state: string; seconds: number; status: string; iterations?: number }[];
   maxPayloadBytes: number;
   bucket: string;
@@ -21,7 +23,7 @@ export interface RunSummary {
     verify: VerifyResult;
     counts: ManifestsResult['counts'];
     manifestKeys: ManifestsResult['manifestKeys'];
-    shards: { count: number; images: number; bytes: number; prefix: string };
+    shards: { count: number; reused: number; images: number; bytes: number; prefix: string };
     model: { key: string; labelsKey: string; trainingKey: string; jobId: string };
     report?: {
       metricsKey: string;
@@ -61,6 +63,7 @@ export function runSummary(result: LocalRunResult): RunSummary {
         ...(t.iterations ? { iterations: t.iterations.total } : {}),
       })),
     maxPayloadBytes: result.maxPayloadBytes,
+    ...(result.resumed ? { resumed: result.resumed } : {}),
     bucket: result.bucket,
     s3Directory: result.s3Directory,
   };
@@ -81,6 +84,7 @@ export function runSummary(result: LocalRunResult): RunSummary {
     manifestKeys: out.manifests.manifestKeys,
     shards: {
       count: out.shards.length,
+      reused: out.shards.filter((s) => s.cached).length,
       images: out.shards.reduce((n, s) => n + s.images, 0),
       bytes: out.shards.reduce((n, s) => n + s.bytes, 0),
       prefix: `runs/${result.runId}/shards/`,
@@ -116,6 +120,13 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
     log(`${t.state.padEnd(20)} ${t.seconds.toFixed(2).padStart(8)}  ${t.status}${extra}`);
   }
   log('');
+  if (s.resumed) {
+    log(
+      s.resumed.fromState
+        ? `resumed from ${s.resumed.fromState}: ${s.resumed.reusedTasks} task results of the earlier attempt reused`
+        : `resumed: all ${s.resumed.reusedTasks} task results came from the earlier attempt`,
+    );
+  }
   const s3 = (key: string) => `s3://${s.bucket}/${key}`;
   if (s.status === 'SUCCEEDED' && s.outputs) {
     const o = s.outputs;
@@ -128,7 +139,7 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
       `manifests train ${o.counts.train} · val ${o.counts.val} · test ${o.counts.test} → ${s3(`runs/${s.runId}/manifests/`)}`,
     );
     log(
-      `shards    ${o.shards.count} shards, ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
+      `shards    ${o.shards.count} shards (${o.shards.reused} reused from the step cache), ${o.shards.images} images, ${(o.shards.bytes / 1048576).toFixed(1)} MiB → ${s3(o.shards.prefix)}`,
     );
     log(`model     ${s3(o.model.key)} (training curves: ${s3(o.model.trainingKey)})`);
     const r = o.report;

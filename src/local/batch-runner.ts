@@ -48,8 +48,10 @@ export function runBatchJob(spec: BatchJobSpec): Promise<BatchJobResult> {
   const [cmd, ...args] = spec.command;
   if (!cmd) return Promise.reject(new Error('runBatchJob: empty command'));
   const child = spawn(cmd, args, {
-    env: { ...process.env, ...spec.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // The job's stdin stays open while this process lives: a job that sees it end knows its
+    // parent died (even by SIGKILL) and stops, instead of running on orphaned.
+    env: { ...process.env, ...spec.env, DOGBREED_EXIT_WITH_PARENT: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const errors = tail(20);
   for (const [stream, name] of [

@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { InputError } from '../errors.ts';
 import type { MetricsReport } from '../metrics/types.ts';
+import { type ExecutionStart, isAlive, journalKeys, readStart } from '../stages/execution-journal.ts';
 import { keys } from '../stages/keys.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/s3-store.ts';
 import type { FailureReport, PipelineConfig } from '../types.ts';
 import { loadLocalDefinition } from './definition.ts';
 import { localHandlers } from './handlers.ts';
+import { journaledHandlers } from './journaled-handlers.ts';
 import { startLocalS3 } from './s3-server.ts';
 import { type EventLog, type ExecutionResult, runStateMachine } from './step-functions.ts';
 
@@ -21,6 +26,11 @@ export interface LocalRunOptions {
   runId?: string;
   onEvent?: (event: EventLog) => void;
   signal?: AbortSignal;
+  /**
+   * Continue the run `runId` that failed or was interrupted, with the configuration it was
+   * started with (`config` is ignored): Tasks that succeeded return their recorded results.
+   */
+  resume?: boolean;
 }
 
 export interface LocalRunResult extends ExecutionResult {
@@ -33,6 +43,8 @@ export interface LocalRunResult extends ExecutionResult {
   metrics?: MetricsReport;
   /** report.html copied into the workspace, to open in a browser. */
   reportFile?: string;
+  /** Set when this was a resume: where it continued from, and how many Task results it reused. */
+  resumed?: { fromState?: string; reusedTasks: number };
 }
 
 export function newRunId(now = new Date()): string {
@@ -56,21 +68,65 @@ export function useLocalS3(endpoint: string, bucket: string): () => void {
   };
 }
 
+/** The configuration a run recorded at its start, after checking that it can be resumed. */
+async function resumable(store: ObjectStore, runId: string): Promise<PipelineConfig> {
+  const start = await readStart(store, runId);
+  if (!start) {
+    throw new InputError(
+      `run ${runId} has no execution record in s3://${store.bucket}/runs/${runId}/execution/: only runs started by this version can be resumed; start a new one with \`dogbreed run\``,
+    );
+  }
+  if (await store.head(keys.metrics(runId))) {
+    throw new InputError(`run ${runId} already succeeded: \`dogbreed report ${runId}\` shows it`);
+  }
+  if (
+    start.pid !== undefined &&
+    start.pid !== process.pid &&
+    start.host === hostname() &&
+    isAlive(start.pid)
+  ) {
+    throw new InputError(
+      `run ${runId} is still running (process ${start.pid}): wait for it or stop it first`,
+    );
+  }
+  return start.config;
+}
+
 export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunResult> {
   const runId = opts.runId ?? newRunId();
   const s3Directory = join(opts.workspace, 's3');
   const s3 = await startLocalS3({ directory: s3Directory, bucket: LOCAL_BUCKET });
   const restoreEnv = useLocalS3(s3.endpoint, s3.bucket);
   try {
-    const result = await runStateMachine({
-      definition: await loadLocalDefinition(),
-      executionName: runId,
-      input: { config: opts.config },
+    const store = openStore({ bucket: s3.bucket, endpoint: s3.endpoint });
+    const config = opts.resume ? await resumable(store, runId) : opts.config;
+    // This attempt's failure, if any, is reported afresh; the last one's would misstate the run.
+    if (opts.resume) await store.delete(keys.failure(runId));
+    const start: ExecutionStart = {
+      runId,
+      config,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      host: hostname(),
+    };
+    if (opts.resume) start.startedAt = (await readStart(store, runId))!.startedAt;
+    await store.putJson(journalKeys.start(runId), start);
+    const definition = await loadLocalDefinition();
+    const journal = journaledHandlers({
+      store,
+      runId,
       handlers: localHandlers,
+      definition,
+      resume: opts.resume === true,
+    });
+    const result = await runStateMachine({
+      definition,
+      executionName: runId,
+      input: { config },
+      handlers: journal.handlers,
       onEvent: opts.onEvent,
       signal: opts.signal,
     });
-    const store = openStore({ bucket: s3.bucket, endpoint: s3.endpoint });
     const failure =
       result.status === 'FAILED' && (await store.head(keys.failure(runId)))
         ? await store.getJson<FailureReport>(keys.failure(runId))
@@ -83,7 +139,10 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
       await mkdir(dirname(reportFile), { recursive: true });
       await writeFile(reportFile, await store.getBytes(keys.reportHtml(runId)));
     }
-    return { ...result, runId, bucket: s3.bucket, s3Directory, failure, metrics, reportFile };
+    const resumed = opts.resume
+      ? { fromState: journal.state.fromState, reusedTasks: journal.state.reusedTasks }
+      : undefined;
+    return { ...result, runId, bucket: s3.bucket, s3Directory, failure, metrics, reportFile, resumed };
   } finally {
     restoreEnv();
     await s3.close();

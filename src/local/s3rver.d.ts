@@ -15,6 +15,8 @@ declare module 's3rver' {
 
   export default class S3rver extends EventEmitter {
     constructor(options?: S3rverOptions);
+    /** The filesystem store (internal API; s3-server.ts makes its object writes atomic). */
+    store: unknown;
     /** Set once run() has started listening. */
     httpServer?: import('node:http').Server;
     run(): Promise<AddressInfo>;

@@ -97,4 +97,14 @@ export interface MetricsReport {
   promotion: Promotion;
   /** Seconds per state of the execution, as far as known when the report is written. */
   timings: Record<string, number>;
+  /** Per state and per shard: what this run computed and what it reused from the step cache. */
+  cache?: Record<string, CacheUse>;
+  /** Set when the run was resumed after a failure or an interruption: when, and from which state. */
+  resumed?: { at: string; fromState: string; how: 'local' | 'redrive' }[];
+}
+
+export interface CacheUse {
+  computed: number;
+  reused: number;
+  shards: { key: string; cached: boolean; seconds?: number }[];
 }

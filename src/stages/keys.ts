@@ -27,4 +27,8 @@ export const keys = {
   reportHtml: (runId: string) => `reports/${runId}/report.html`,
   champion: () => 'models/current.json',
   failure: (runId: string) => `reports/${runId}/failure.json`,
+  /** The step cache: objects named by the hash of everything that determines their bytes. */
+  cachePrefix: 'cache/',
+  cachedShard: (hash: string) => `cache/shards/${hash}.tar`,
+  cachedFeatures: (hash: string) => `cache/features/${hash}.f32`,
 };

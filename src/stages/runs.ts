@@ -1,13 +1,16 @@
+import { hostname } from 'node:os';
 import { InputError } from '../errors.ts';
 import type { MetricsReport } from '../metrics/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FailureReport } from '../types.ts';
+import { isAlive, readStart } from './execution-journal.ts';
 import { keys } from './keys.ts';
 import type { Champion } from './write-report.ts';
 
 // What the bucket says about past runs: for `dogbreed runs`, `report` and `compare`.
 
-export type RunStatus = 'succeeded' | 'failed' | 'incomplete';
+/** `running`: its local process is alive; `interrupted`: it stopped without an end (resumable). */
+export type RunStatus = 'succeeded' | 'failed' | 'running' | 'interrupted' | 'incomplete';
 
 export interface RunSummaryRow {
   runId: string;
@@ -23,7 +26,7 @@ export interface RunSummaryRow {
 export type RunRecord =
   | { runId: string; status: 'succeeded'; metrics: MetricsReport }
   | { runId: string; status: 'failed'; failure: FailureReport }
-  | { runId: string; status: 'incomplete' };
+  | { runId: string; status: 'running' | 'interrupted' | 'incomplete' };
 
 /** Run ids look like 20261129-101000-587b: their start time, when they do. */
 export function startedAt(runId: string): string | undefined {
@@ -38,7 +41,7 @@ export async function readChampion(store: ObjectStore): Promise<Champion | undef
 async function runIds(store: ObjectStore): Promise<string[]> {
   const ids = new Set<string>();
   for await (const o of store.list('runs/')) {
-    const m = /^runs\/([^/]+)\/manifests\/classes\.json$/.exec(o.key);
+    const m = /^runs\/([^/]+)\/(manifests\/classes|execution\/start)\.json$/.exec(o.key);
     if (m) ids.add(m[1]!);
   }
   for await (const o of store.list('reports/')) {
@@ -54,6 +57,11 @@ export async function readRun(store: ObjectStore, runId: string): Promise<RunRec
   }
   if (await store.head(keys.failure(runId))) {
     return { runId, status: 'failed', failure: await store.getJson<FailureReport>(keys.failure(runId)) };
+  }
+  const start = await readStart(store, runId);
+  if (start) {
+    const alive = start.pid !== undefined && start.host === hostname() && isAlive(start.pid);
+    return { runId, status: alive ? 'running' : 'interrupted' };
   }
   if (await store.head(keys.classes(runId))) return { runId, status: 'incomplete' };
   throw new InputError(`no run ${runId} in s3://${store.bucket}: \`dogbreed runs\` lists the runs there`);

@@ -5,10 +5,11 @@ import type { WriteReportEvent } from '../events.ts';
 import { logger } from '../log.ts';
 import { computeMetrics } from '../metrics/compute.ts';
 import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
-import type { MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
+import type { CacheUse, MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
 import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
+import { readResumes } from './execution-journal.ts';
 import { keys } from './keys.ts';
 
 // WriteReport: every predictions shard → metrics.json (with the quality gate) and report.html,
@@ -39,6 +40,7 @@ export interface WriteReportResult {
 /** The part of training.json the report needs, beyond what report.html draws. */
 interface TrainingFile extends TrainingRecord {
   backbone: { source: string };
+  data?: { featureShards?: { shardKey: string; cached: boolean; seconds: number }[] };
   valAccuracy: number;
   modelSha256: string;
 }
@@ -107,6 +109,15 @@ async function thumbnails(
   return out;
 }
 
+function cacheUse(shards: { key: string; cached: boolean; seconds?: number }[]): CacheUse {
+  const reused = shards.filter((s) => s.cached).length;
+  return {
+    computed: shards.length - reused,
+    reused,
+    shards: shards.map((s) => ({ key: s.key, cached: s.cached, seconds: s.seconds })),
+  };
+}
+
 export async function writeReport(store: ObjectStore, event: WriteReportEvent): Promise<WriteReportResult> {
   const { runId, config } = event;
   const { shards, all } = await readPredictions(store, event);
@@ -127,6 +138,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
         }
       : comparePromotion({ runId, macroF1: computed.macro.f1, gate }, champion);
 
+  const resumed = await readResumes(store, runId);
   const metrics: MetricsReport = {
     schemaVersion: 1,
     runId,
@@ -145,6 +157,11 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
     gate,
     promotion,
     timings: event.timings,
+    cache: {
+      Preprocess: cacheUse(event.shards),
+      TrainModel: cacheUse((training.data?.featureShards ?? []).map((s) => ({ ...s, key: s.shardKey }))),
+    },
+    ...(resumed.length > 0 ? { resumed } : {}),
   };
   const html = renderReportHtml({
     metrics,

@@ -211,6 +211,7 @@ export class S3ObjectStore implements ObjectStore {
           Key: toKey,
           CopySource: `${this.bucket}/${fromKey.split('/').map(encodeURIComponent).join('/')}`,
           ...(opts.metadata ? { Metadata: opts.metadata, MetadataDirective: 'REPLACE' as const } : {}),
+          ...(opts.tags ? { Tagging: tagging(opts.tags), TaggingDirective: 'REPLACE' as const } : {}),
           ContentType: opts.contentType,
         }),
       ),

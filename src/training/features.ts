@@ -3,6 +3,7 @@ import { evalView, trainView } from '../model/image-tensor.ts';
 import type { PreprocessSpec } from '../model/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
+import { featureCacheKey, readCachedFeatures, writeCachedFeatures } from './feature-cache.ts';
 import { readShard } from './shard-reader.ts';
 
 // Backbone features of preprocessed shards, one shard at a time: the unit a run computes,
@@ -54,23 +55,82 @@ export async function shardFeatures(
   return { table, images, shorterSide };
 }
 
+/** Where a shard's features may be cached: what, besides the options, determines them. */
+export interface FeatureCacheOptions {
+  backboneSha256: string;
+  featureTensor: string;
+  /** false (`--no-cache`): recompute, and refresh the cached copy. */
+  reuse: boolean;
+}
+
+/** What happened to one shard: for progress, training.json and metrics.json. */
+export interface ShardFeatureRecord {
+  shardKey: string;
+  cacheKey?: string;
+  cached: boolean;
+  rows: number;
+  seconds: number;
+}
+
+export interface SplitFeatures extends ShardFeatures {
+  shards: ShardFeatureRecord[];
+}
+
+/** One shard's features: from the cache when they are there whole, else computed and cached. */
+async function cachedShardFeatures(
+  store: ObjectStore,
+  shardKey: string,
+  extractor: OnnxBatchModel,
+  opts: FeatureOptions,
+  cache: FeatureCacheOptions | undefined,
+): Promise<{ features: ShardFeatures; cacheKey?: string; cached: boolean }> {
+  // Preprocess records each shard's sha256; a shard without one cannot be named in the cache.
+  const shardSha256 = cache && (await store.head(shardKey))?.metadata.sha256;
+  if (!cache || !shardSha256) {
+    return { features: await shardFeatures(store, shardKey, extractor, opts), cached: false };
+  }
+  const cacheKey = featureCacheKey({ ...cache, shardSha256, ...opts });
+  const hit = cache.reuse ? await readCachedFeatures(store, cacheKey, extractor.outputDim) : undefined;
+  if (hit) return { features: hit, cacheKey, cached: true };
+  const features = await shardFeatures(store, shardKey, extractor, opts);
+  await writeCachedFeatures(store, cacheKey, features);
+  return { features, cacheKey, cached: false };
+}
+
 /** Features of every shard of a split, concatenated in shard order. */
 export async function splitFeatures(
   store: ObjectStore,
   shardKeys: readonly string[],
   extractor: OnnxBatchModel,
-  opts: FeatureOptions,
-  onShard?: (done: number, rows: number) => void,
-): Promise<ShardFeatures> {
+  opts: FeatureOptions & { cache?: FeatureCacheOptions },
+  onShard?: (done: number, rows: number, shard: ShardFeatureRecord) => void,
+): Promise<SplitFeatures> {
   const table = new RowTable(extractor.outputDim);
   let images = 0;
   let shorterSide: number | undefined;
-  for (const [i, key] of shardKeys.entries()) {
-    const shard = await shardFeatures(store, key, extractor, opts);
-    table.push(shard.table.features, shard.table.labels);
-    images += shard.images;
-    shorterSide ??= shard.shorterSide;
-    onShard?.(i + 1, table.rows);
+  const shards: ShardFeatureRecord[] = [];
+  const { cache, ...featureOpts } = opts;
+  for (const [i, shardKey] of shardKeys.entries()) {
+    const started = Date.now();
+    const { features, cacheKey, cached } = await cachedShardFeatures(
+      store,
+      shardKey,
+      extractor,
+      featureOpts,
+      cache,
+    );
+    table.push(features.table.features, features.table.labels);
+    images += features.images;
+    shorterSide ??= features.shorterSide;
+    const record = {
+      shardKey,
+      cacheKey,
+      cached,
+      rows: features.table.rows,
+      seconds: (Date.now() - started) / 1000,
+    };
+    shards.push(record);
+    onShard?.(i + 1, table.rows, record);
   }
-  return { table, images, shorterSide };
+  return { table, images, shorterSide, shards };
 }

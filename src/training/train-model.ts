@@ -18,7 +18,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
 import { loadBackbone } from './backbone-source.ts';
 import { recordDevices } from './devices.ts';
-import { type ShardFeatures, splitFeatures } from './features.ts';
+import { type ShardFeatureRecord, type SplitFeatures, splitFeatures } from './features.ts';
 import type { TrainingConfig } from './training-config.ts';
 
 // The training job (the AWS Batch container; a child process locally): frozen backbone
@@ -112,19 +112,25 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
   );
 
   const featuresStarted = Date.now();
-  const featureOpts = { spec: backbone.spec, seed: cfg.seed, batchSize: cfg.featureBatch };
-  let train: ShardFeatures;
-  let val: ShardFeatures;
+  const featureOpts = {
+    spec: backbone.spec,
+    seed: cfg.seed,
+    batchSize: cfg.featureBatch,
+    cache: { backboneSha256: backbone.sha256, featureTensor: cut.featureTensor, reuse: cfg.cache },
+  };
+  let train: SplitFeatures;
+  let val: SplitFeatures;
   try {
     train = await splitFeatures(
       store,
       trainShards,
       extractor,
       { ...featureOpts, views: cfg.views },
-      (n, rows) => progress(`features: train shard ${n}/${trainShards.length} (${rows} views)`),
+      (n, rows, shard) =>
+        progress(`features: train shard ${n}/${trainShards.length} ${shardOrigin(shard)} (${rows} views)`),
     );
-    val = await splitFeatures(store, valShards, extractor, { ...featureOpts, views: 0 }, (n, rows) =>
-      progress(`features: val shard ${n}/${valShards.length} (${rows} images)`),
+    val = await splitFeatures(store, valShards, extractor, { ...featureOpts, views: 0 }, (n, rows, shard) =>
+      progress(`features: val shard ${n}/${valShards.length} ${shardOrigin(shard)} (${rows} images)`),
     );
   } finally {
     await extractor.release();
@@ -208,6 +214,8 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       valImages: imageCounts.val,
       trainShards,
       valShards,
+      /** Per shard: features computed or reused from the cache, and how long that took. */
+      featureShards: [...train.shards, ...val.shards],
     },
     epochs: result.epochs,
     stoppedEarly: result.stoppedEarly,
@@ -241,6 +249,12 @@ export function checkBackboneInput(cut: FeatureCut, spec: PreprocessSpec, source
       `backbone ${source} takes input ${JSON.stringify(cut.inputShape)}, but the preprocessing gives ${spec.layout} 3×${spec.cropSize}×${spec.cropSize}: set the backbone's preprocessing in the run configuration (training.preprocess: cropSize, resizeShorter, layout)`,
     );
   }
+}
+
+function shardOrigin(s: ShardFeatureRecord): string {
+  return s.cached
+    ? `reused from cache in ${s.seconds.toFixed(1)} s`
+    : `computed in ${s.seconds.toFixed(1)} s`;
 }
 
 function formatEpoch(e: EpochLog, epochs: number): string {

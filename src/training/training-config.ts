@@ -26,6 +26,8 @@ export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate'
   learningRate?: number;
   /** Images per onnxruntime call when computing features. */
   featureBatch: number;
+  /** Reuse backbone features from the content-addressed cache (`--no-cache`: false). */
+  cache: boolean;
 }
 
 export const TRAINING_DEFAULTS: TrainingConfig = {
@@ -42,6 +44,7 @@ export const TRAINING_DEFAULTS: TrainingConfig = {
   patience: 5,
   seed: 1,
   featureBatch: 32,
+  cache: true,
 };
 
 function triple(v: unknown, path: string): [number, number, number] {
@@ -96,5 +99,6 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     seed: optional(c.seed, (v) => integer(v, `${path}.seed`, 0, 2 ** 32 - 1)) ?? d.seed,
     featureBatch:
       optional(c.featureBatch, (v) => integer(v, `${path}.featureBatch`, 1, 4096)) ?? d.featureBatch,
+    cache: optional(c.cache, (v) => bool(v, `${path}.cache`)) ?? d.cache,
   };
 }
