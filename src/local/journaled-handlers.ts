@@ -1,4 +1,5 @@
 import { appendResume, recordedResult, recordResult } from '../stages/execution-journal.ts';
+import { asLocalRuntime } from '../storage/call-log.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { LocalHandler } from './step-functions.ts';
 
@@ -44,24 +45,22 @@ export function journaledHandlers(opts: {
     if (NOT_JOURNALED.has(name)) return handler;
     return async (event, context) => {
       if (opts.resume) {
-        const recorded = await recordedResult(store, runId, name, event);
+        const recorded = await asLocalRuntime(() => recordedResult(store, runId, name, event));
         if (recorded) {
           state.reusedTasks++;
           return recorded.output;
         }
       }
       if (opts.resume) {
-        state.fromState ??= parents.get(name) ?? name;
+        const fromState = (state.fromState ??= parents.get(name) ?? name);
         // Written before the rest runs, so WriteReport can say the run was resumed.
-        resumeRecorded ??= appendResume(store, runId, {
-          at: new Date().toISOString(),
-          fromState: state.fromState,
-          how: 'local',
-        });
+        resumeRecorded ??= asLocalRuntime(() =>
+          appendResume(store, runId, { at: new Date().toISOString(), fromState, how: 'local' }),
+        );
         await resumeRecorded;
       }
       const output = await handler(event, context);
-      await recordResult(store, runId, name, event, output);
+      await asLocalRuntime(() => recordResult(store, runId, name, event, output));
       return output;
     };
   };

@@ -43,6 +43,14 @@ export function withCaller<T>(caller: string, fn: () => Promise<T>): Promise<T> 
   return logFile ? current.run(caller, fn) : fn();
 }
 
+/**
+ * Runs `fn` as the local runtime itself, whose calls are no function's: a local run's journal,
+ * which on AWS is the execution history and not written by any role.
+ */
+export function asLocalRuntime<T>(fn: () => Promise<T>): Promise<T> {
+  return logFile ? current.exit(fn) : fn();
+}
+
 /** The environment a child process needs to record its calls as this caller's ({} when off). */
 export function callLogEnv(): Record<string, string> {
   const caller = current.getStore() ?? processCaller;
