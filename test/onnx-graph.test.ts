@@ -365,6 +365,108 @@ describe('feature detection on other layouts', () => {
     }
   });
 
+  /** The bits of a float16 for a value it represents exactly (the test's weights are k/64). */
+  const halfBits = (v: number) => {
+    if (v === 0) return 0;
+    const e = Math.floor(Math.log2(Math.abs(v)));
+    return (v < 0 ? 0x8000 : 0) | ((e + 15) << 10) | Math.round((Math.abs(v) / 2 ** e - 1) * 1024);
+  };
+  const float16 = (name: string, dims: number[], values: number[]): Onnx.ITensorProto => {
+    const raw = new Uint8Array(values.length * 2);
+    values.forEach((v, i) => new DataView(raw.buffer).setUint16(i * 2, halfBits(v), true));
+    return { name, dims, dataType: FLOAT16_TYPE, rawData: raw };
+  };
+  /** Weights [4 features × 3 classes] as k/64: exact in float16 and int8 with scale 1/64. */
+  const steps = Array.from({ length: 12 }, (_, i) => ((i * 37) % 23) - 11);
+  const w = steps.map((k) => k / 64);
+  const b = [0.25, -0.5, 0.125];
+  const wT = [0, 1, 2].flatMap((o) => [0, 1, 2, 3].map((r) => w[r * 3 + o]!));
+  const FLOAT16_TYPE = 10;
+  const INT8 = 3;
+  const CAST_TO_FLOAT = { to: FLOAT };
+  it.each<[string, Parameters<typeof graphModel>[0], Onnx.ITensorProto[]]>([
+    [
+      'Cast of float16 weights and bias (float16 storage)',
+      [
+        ['Cast', ['w16'], ['w'], CAST_TO_FLOAT],
+        ['Cast', ['b16'], ['b'], CAST_TO_FLOAT],
+        ['Gemm', ['flat', 'w', 'b'], ['logits']],
+      ],
+      [float16('w16', [4, 3], w), float16('b16', [3], b)],
+    ],
+    [
+      'DequantizeLinear of int8 weights, per-column scale and zero point (QDQ)',
+      [
+        ['DequantizeLinear', ['wq', 'ws', 'wz'], ['w'], { axis: 1 }],
+        ['MatMul', ['flat', 'w'], ['mm']],
+        ['Add', ['mm', 'b'], ['logits']],
+      ],
+      [
+        { name: 'wq', dims: [4, 3], dataType: INT8, int32Data: steps.map((k, i) => k + (i % 3) - 1) },
+        floatTensor('ws', [3], [1 / 64, 1 / 64, 1 / 64]),
+        { name: 'wz', dims: [3], dataType: INT8, int32Data: [-1, 0, 1] },
+        floatTensor('b', [3], b),
+      ],
+    ],
+    [
+      'Identity, then Transpose of [classes × features] weights, bias Add first',
+      [
+        ['Identity', ['wt'], ['wt_id']],
+        ['Transpose', ['wt_id'], ['w'], { perm: [1, 0] }],
+        ['MatMul', ['flat', 'w'], ['mm']],
+        ['Add', ['b', 'mm'], ['logits']],
+      ],
+      [floatTensor('wt', [3, 4], wT), floatTensor('b', [3], b)],
+    ],
+    [
+      'Reshape of flat weights through a Cast',
+      [
+        ['Reshape', ['wflat', 'shape'], ['w4']],
+        ['Cast', ['w4'], ['w'], CAST_TO_FLOAT],
+        ['Gemm', ['flat', 'w', 'b'], ['logits']],
+      ],
+      [
+        floatTensor('wflat', [12], w),
+        { name: 'shape', dims: [2], dataType: 7, int64Data: [4, -1] },
+        floatTensor('b', [3], b),
+      ],
+    ],
+  ])('classifier weights behind a constant chain: %s', async (_, chain, initializers) => {
+    const bytes = graphModel(
+      [['GlobalAveragePool', ['image'], ['gap']], ['Flatten', ['gap'], ['flat']], ...chain],
+      initializers,
+      image,
+      'logits',
+    );
+    const model = loadModel(bytes, 'chain');
+    const cut = findFeatureCut(model);
+    expect(cut).toMatchObject({ featureTensor: 'gap', featureDim: 4 });
+    const cls = extractClassifier(model, cut);
+    expect(cls?.outputs).toBe(3);
+    expect(Array.from(cls!.weights)).toEqual(w);
+    expect(Array.from(cls!.bias)).toEqual(b);
+    const logits = await runModel(bytes, input, [rows, 4, 5, 5]);
+    // 1e-3: onnxruntime runs DequantizeLinear + MatMul as an integer MatMul on quantised inputs.
+    expect(maxAbsDiff(classifierLogits(channelMeans, rows, cls!), logits.data)).toBeLessThan(1e-3);
+  });
+
+  it('a weight chain through an op that is not constant-foldable: no classifier, not a wrong one', () => {
+    const bytes = graphModel(
+      [
+        ['GlobalAveragePool', ['image'], ['gap']],
+        ['Flatten', ['gap'], ['flat']],
+        ['Relu', ['w0'], ['w']],
+        ['MatMul', ['flat', 'w'], ['logits']],
+      ],
+      [floatTensor('w0', [4, 3], w)],
+      image,
+      'logits',
+    );
+    const model = loadModel(bytes, 'relu-weights');
+    const cut = findFeatureCut(model, { featureTensor: 'gap' });
+    expect(extractClassifier(model, cut)).toBeUndefined();
+  });
+
   it('a feature extractor whose width only a run tells: the sync finder says so, the async one measures it', async () => {
     const bytes = graphModel(
       [
