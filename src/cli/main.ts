@@ -9,6 +9,7 @@ import { errorMessage, InputError } from '../errors.ts';
 import { DEFINITION_PATH } from '../local/definition.ts';
 import { runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
+import { parseBackbones } from '../training/training-config.ts';
 import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
 import { classifyCommand } from './classify-command.ts';
 import { Progress } from './progress.ts';
@@ -23,7 +24,7 @@ Usage:
   dogbreed run [--source <url|dir|tar>] [--workspace DIR] [--seed N] [--split 0.7,0.15,0.15]
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
-               [--backbone tiny|<onnx url|path>] [--feature-tensor NAME] [--epochs N] [--views N]
+               [--backbone tiny|<onnx url|path>[,…]] [--feature-tensor NAME] [--epochs N] [--views N]
                [--hidden N] [--learning-rate F] [--patience N] [--json]
                [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
@@ -31,7 +32,8 @@ Usage:
       --stage NAME runs it on a deployed stage instead (serverless deploy --stage NAME) and
       follows the execution; --no-wait prints the execution ARN and returns.
       --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
-      backbone built in, enough for the synthetic sample).
+      backbone built in, enough for the synthetic sample). Several (comma-separated or the flag
+      repeated): one head on their concatenated features, still one ONNX model.
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
   dogbreed runs [--json]
@@ -133,7 +135,7 @@ async function runCommand(args: string[]): Promise<number> {
       'max-invalid-share': { type: 'string' },
       sha256: { type: 'string' },
       resize: { type: 'string' },
-      backbone: { type: 'string' },
+      backbone: { type: 'string', multiple: true },
       'feature-tensor': { type: 'string' },
       epochs: { type: 'string' },
       views: { type: 'string' },
@@ -169,9 +171,10 @@ async function runCommand(args: string[]): Promise<number> {
     resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
     training: withoutUndefined({
       backbone:
-        values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny'
-          ? resolve(values.backbone)
-          : values.backbone,
+        values.backbone &&
+        parseBackbones(values.backbone.join(','), '--backbone').map((b) =>
+          isUrl(b) || b === 'tiny' ? b : resolve(b),
+        ),
       featureTensor: values['feature-tensor'],
       epochs: numberFlag(values.epochs, '--epochs', 1, 10_000),
       views: numberFlag(values.views, '--views', 0, 16),

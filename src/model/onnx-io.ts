@@ -144,6 +144,10 @@ export function floatTensor(name: string, dims: number[], values: ArrayLike<numb
   return { name, dims, dataType: DataType.FLOAT, rawData: raw };
 }
 
+export function int64Tensor(name: string, values: number[]): Onnx.ITensorProto {
+  return { name, dims: [values.length], dataType: DataType.INT64, int64Data: values };
+}
+
 // ---- Nodes, attributes, value infos ----
 
 export type AttrValue = number | number[] | { float: number };

@@ -9,8 +9,12 @@ import { array, integer, number, object, oneOf, optional, string } from '../vali
 
 /** The head's hyperparameters (hidden, dropout, weightDecay, …: see train-head.ts), and the rest. */
 export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate' | 'init' | 'onEpoch'> {
-  /** `tiny` (built in, for the synthetic sample) or an ONNX ImageNet classifier: https://, s3://, file://, path. */
-  backbone: string;
+  /**
+   * `tiny` (built in, for the synthetic sample) or ONNX ImageNet classifiers: https://, s3://,
+   * file://, path. Several: their features are concatenated under one head, in one model. The
+   * execution input may say one string (comma-separated for several) or a list.
+   */
+  backbone: string[];
   /** The backbone's preprocessing; ImageNet defaults for URIs, the tiny backbone's own for `tiny`. */
   preprocess?: Partial<PreprocessSpec>;
   /** Pooled feature tensor name, when it cannot be found automatically. */
@@ -22,14 +26,17 @@ export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate'
   /** Augmented views per training image, besides its evaluation view. */
   views: number;
   /** Adam's learning rate; unset: 1e-4 when the head starts from the backbone's own classifier
-   * rows (fine-tuning a classifier that is already good), 3e-3 from a random start. */
+   * rows (fine-tuning a classifier that is already good), RANDOM_START_LEARNING_RATE
+   * (head-choice.ts) from a random start. */
   learningRate?: number;
   /** Images per onnxruntime call when computing features. */
   featureBatch: number;
+  /** The model averages the logits of the image and its horizontal mirror (test-time flip). */
+  flip: boolean;
 }
 
 export const TRAINING_DEFAULTS: TrainingConfig = {
-  backbone: 'tiny',
+  backbone: ['tiny'],
   backboneLabels: 'imagenet',
   initFromBackbone: true,
   views: 2,
@@ -42,6 +49,7 @@ export const TRAINING_DEFAULTS: TrainingConfig = {
   patience: 5,
   seed: 1,
   featureBatch: 32,
+  flip: false,
 };
 
 function triple(v: unknown, path: string): [number, number, number] {
@@ -67,6 +75,20 @@ function parsePreprocess(v: unknown, path: string): Partial<PreprocessSpec> {
   return out;
 }
 
+/** One string (comma-separated for several) or a list of them; no empty or repeated entries. */
+export function parseBackbones(value: unknown, path: string): string[] {
+  const items = Array.isArray(value)
+    ? array(value, path).map((v, i) => string(v, `${path}[${i}]`))
+    : string(value, path).split(',');
+  const list = items.map((s) => s.trim());
+  if (list.length === 0 || list.some((s) => s === '')) {
+    throw new InputError(`${path} lists an empty backbone (${JSON.stringify(value)}): name each one`);
+  }
+  const repeated = list.find((s, i) => list.indexOf(s) !== i);
+  if (repeated) throw new InputError(`${path} names backbone ${repeated} twice`);
+  return list;
+}
+
 export function parseTrainingConfig(value: unknown, path = 'training'): TrainingConfig {
   const c = object(value ?? {}, path);
   const d = TRAINING_DEFAULTS;
@@ -75,7 +97,7 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     return v;
   };
   return {
-    backbone: optional(c.backbone, (v) => string(v, `${path}.backbone`)) ?? d.backbone,
+    backbone: optional(c.backbone, (v) => parseBackbones(v, `${path}.backbone`)) ?? d.backbone,
     preprocess: optional(c.preprocess, (v) => parsePreprocess(v, `${path}.preprocess`)),
     featureTensor: optional(c.featureTensor, (v) => string(v, `${path}.featureTensor`)),
     backboneLabels:
@@ -96,5 +118,6 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     seed: optional(c.seed, (v) => integer(v, `${path}.seed`, 0, 2 ** 32 - 1)) ?? d.seed,
     featureBatch:
       optional(c.featureBatch, (v) => integer(v, `${path}.featureBatch`, 1, 4096)) ?? d.featureBatch,
+    flip: optional(c.flip, (v) => bool(v, `${path}.flip`)) ?? d.flip,
   };
 }
