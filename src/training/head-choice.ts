@@ -82,15 +82,22 @@ export interface BackboneTables {
   start: HeadStart;
 }
 
-/** The head's options besides the learning rate, which depends on the start. */
-export type HeadRecipe = Omit<HeadTrainingOptions, 'learningRate' | 'init' | 'onEpoch'> & {
-  /** Unset: 1e-4 from the backbone's rows, RANDOM_START_LEARNING_RATE from random weights. */
+/** The head's options; the step size and weight decay, when unset, depend on the start. */
+export type HeadRecipe = Omit<HeadTrainingOptions, 'learningRate' | 'weightDecay' | 'init' | 'onEpoch'> & {
   learningRate?: number;
+  weightDecay?: number;
 };
 
-/** Adam's step from a random start; measured on the real sample (BENCHMARKS.md). */
-export const RANDOM_START_LEARNING_RATE = 1e-3;
-const ROWS_START_LEARNING_RATE = 1e-4;
+/**
+ * Defaults by start, chosen on the real sample's val split (BENCHMARKS.md). From the backbone's
+ * rows: small steps fine-tune a classifier that is already good. From random weights: larger
+ * steps, and strong decoupled weight decay (w ← w·(1 − 1e-3·5) per step) against overfitting
+ * ~28 images per class with thousands of features.
+ */
+export const START_RECIPES = {
+  'backbone-classifier-rows': { learningRate: 1e-4, weightDecay: 1e-4 },
+  random: { learningRate: 1e-3, weightDecay: 5 },
+} as const;
 
 export type CandidateName = 'single' | 'concatenated' | 'averaged' | 'zero-shot';
 
@@ -126,7 +133,14 @@ export interface HeadChoice {
   backbones: BackboneSummary[];
   /** Every backbone's rows (scaled by 1/backbones, so the logits average) on the val split. */
   zeroShotValAccuracy?: number;
-  learningRates: number[];
+  /** Every head trained, with the step size and weight decay it got. */
+  trained: TrainedHead[];
+}
+
+export interface TrainedHead {
+  label: string;
+  learningRate: number;
+  weightDecay: number;
 }
 
 export async function chooseHead(
@@ -146,19 +160,20 @@ export async function chooseHead(
   const inits = backbones.map((b, i) =>
     b.start.kind === 'backbone-classifier-rows' ? toStandardized(b.start.rows, scalers[i]!) : undefined,
   );
-  const learningRates: number[] = [];
+  const trained: TrainedHead[] = [];
   const train = async (
     label: string,
     data: { train: LabelledFeatures; val: LabelledFeatures },
     dim: number,
     init?: LinearRows,
   ) => {
-    const learningRate =
-      recipe.learningRate ?? (init ? ROWS_START_LEARNING_RATE : RANDOM_START_LEARNING_RATE);
-    learningRates.push(learningRate);
+    const defaults = START_RECIPES[init ? 'backbone-classifier-rows' : 'random'];
+    const learningRate = recipe.learningRate ?? defaults.learningRate;
+    const weightDecay = recipe.weightDecay ?? defaults.weightDecay;
+    trained.push({ label, learningRate, weightDecay });
     return trainHead(
       { ...data, featureDim: dim, classes },
-      { ...recipe, learningRate, init, onEpoch: onEpoch && ((e) => onEpoch(label, e)) },
+      { ...recipe, learningRate, weightDecay, init, onEpoch: onEpoch && ((e) => onEpoch(label, e)) },
       tf,
     );
   };
@@ -225,7 +240,7 @@ export async function chooseHead(
     candidates,
     backbones: summaries,
     ...(zeroShot ? { zeroShotValAccuracy: zeroShot.valAccuracy } : {}),
-    learningRates,
+    trained,
   };
 }
 

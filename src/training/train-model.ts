@@ -177,7 +177,8 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     backend,
     featureProvider: first.provider,
     preprocess: first.backbone.spec,
-    hyperparameters: { ...cfg, learningRates: choice.learningRates },
+    hyperparameters: cfg,
+    trainedHeads: choice.trained,
     headCandidates: choice.candidates,
     data: {
       trainImages: imageCounts.train,

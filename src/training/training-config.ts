@@ -8,7 +8,8 @@ import { array, integer, number, object, oneOf, optional, string } from '../vali
 // small JSON environment variable (Batch refuses container overrides over 8 KiB).
 
 /** The head's hyperparameters (hidden, dropout, weightDecay, …: see train-head.ts), and the rest. */
-export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate' | 'init' | 'onEpoch'> {
+export interface TrainingConfig
+  extends Omit<HeadTrainingOptions, 'learningRate' | 'weightDecay' | 'init' | 'onEpoch'> {
   /**
    * `tiny` (built in, for the synthetic sample) or ONNX ImageNet classifiers: https://, s3://,
    * file://, path. Several: their features are concatenated under one head, in one model. The
@@ -25,10 +26,10 @@ export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate'
   initFromBackbone: boolean;
   /** Augmented views per training image, besides its evaluation view. */
   views: number;
-  /** Adam's learning rate; unset: 1e-4 when the head starts from the backbone's own classifier
-   * rows (fine-tuning a classifier that is already good), RANDOM_START_LEARNING_RATE
-   * (head-choice.ts) from a random start. */
+  /** Adam's learning rate; unset: by the head's start (START_RECIPES in head-choice.ts). */
   learningRate?: number;
+  /** Decoupled weight decay; unset: by the head's start (START_RECIPES in head-choice.ts). */
+  weightDecay?: number;
   /** Images per onnxruntime call when computing features. */
   featureBatch: number;
   /** The model averages the logits of the image and its horizontal mirror (test-time flip). */
@@ -42,7 +43,6 @@ export const TRAINING_DEFAULTS: TrainingConfig = {
   views: 2,
   hidden: 0,
   dropout: 0.2,
-  weightDecay: 1e-4,
   labelSmoothing: 0.1,
   batchSize: 64,
   epochs: 30,
@@ -109,7 +109,7 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     hidden: optional(c.hidden, (v) => integer(v, `${path}.hidden`, 0, 8192)) ?? d.hidden,
     dropout: optional(c.dropout, (v) => number(v, `${path}.dropout`, 0, 0.95)) ?? d.dropout,
     learningRate: optional(c.learningRate, (v) => number(v, `${path}.learningRate`, 1e-7, 1)),
-    weightDecay: optional(c.weightDecay, (v) => number(v, `${path}.weightDecay`, 0, 1)) ?? d.weightDecay,
+    weightDecay: optional(c.weightDecay, (v) => number(v, `${path}.weightDecay`, 0, 100)),
     labelSmoothing:
       optional(c.labelSmoothing, (v) => number(v, `${path}.labelSmoothing`, 0, 0.5)) ?? d.labelSmoothing,
     batchSize: optional(c.batchSize, (v) => integer(v, `${path}.batchSize`, 1, 65_536)) ?? d.batchSize,
