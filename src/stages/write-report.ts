@@ -5,7 +5,7 @@ import type { WriteReportEvent } from '../events.ts';
 import { logger } from '../log.ts';
 import { computeMetrics } from '../metrics/compute.ts';
 import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
-import type { MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
+import type { BackboneCard, MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
 import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
@@ -39,6 +39,9 @@ export interface WriteReportResult {
 /** The part of training.json the report needs, beyond what report.html draws. */
 interface TrainingFile extends TrainingRecord {
   backbone: { source: string };
+  backbones?: BackboneCard[];
+  head?: string;
+  zeroShotValAccuracy?: number;
   valAccuracy: number;
   modelSha256: string;
 }
@@ -139,6 +142,23 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
       backbone: training.backbone.source,
       bestEpoch: training.bestEpoch,
       valAccuracy: training.valAccuracy,
+      ...(training.head ? { head: training.head } : {}),
+      ...(training.zeroShotValAccuracy !== undefined
+        ? { zeroShotValAccuracy: training.zeroShotValAccuracy }
+        : {}),
+      ...(training.backbones
+        ? {
+            backbones: training.backbones.map((b) => ({
+              source: b.source,
+              sha256: b.sha256,
+              featureDim: b.featureDim,
+              valAccuracy: b.valAccuracy,
+              zeroShotValAccuracy: b.zeroShotValAccuracy,
+              init: b.init,
+              initReason: b.initReason,
+            })),
+          }
+        : {}),
     },
     counts: { ...event.counts, classes: classes.length },
     ...computed,
