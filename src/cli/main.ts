@@ -25,7 +25,7 @@ Usage:
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
                [--backbone tiny|<onnx url|path>[,…]] [--feature-tensor NAME] [--epochs N] [--views N]
-               [--hidden N] [--learning-rate F] [--patience N] [--json]
+               [--hidden N] [--learning-rate F] [--patience N] [--flip] [--json]
                [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
@@ -34,6 +34,7 @@ Usage:
       --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
       backbone built in, enough for the synthetic sample). Several (comma-separated or the flag
       repeated): one head on their concatenated features, still one ONNX model.
+      --flip: the model averages each image's logits with its mirror's (test-time flip).
   dogbreed sample-data --out FILE.tar [--classes N] [--per-class M] [--seed S]
       Writes a Stanford-Dogs-layout tarball of synthetic, learnable JPEGs.
   dogbreed runs [--json]
@@ -142,6 +143,7 @@ async function runCommand(args: string[]): Promise<number> {
       hidden: { type: 'string' },
       'learning-rate': { type: 'string' },
       patience: { type: 'string' },
+      flip: { type: 'boolean' },
       stage: { type: 'string' },
       region: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
@@ -181,6 +183,7 @@ async function runCommand(args: string[]): Promise<number> {
       hidden: numberFlag(values.hidden, '--hidden', 0, 8192),
       learningRate: numberFlag(values['learning-rate'], '--learning-rate', 1e-7, 1, 'number'),
       patience: numberFlag(values.patience, '--patience', 1, 10_000),
+      flip: values.flip,
     }),
   };
   // Sources given as relative paths mean this directory, not the server's.
