@@ -9,6 +9,7 @@ import {
   findFeatureCut,
   findFeatureCutAsync,
   loadModel,
+  mergeBackbones,
   mergeHead,
   PROBABILITIES,
 } from '../src/model/onnx-graph.ts';
@@ -365,6 +366,111 @@ describe('feature detection on other layouts', () => {
     }
   });
 
+  /** The bits of a float16 for a value it represents exactly (the test's weights are k/64). */
+  const halfBits = (v: number) => {
+    if (v === 0) return 0;
+    const e = Math.floor(Math.log2(Math.abs(v)));
+    return (v < 0 ? 0x8000 : 0) | ((e + 15) << 10) | Math.round((Math.abs(v) / 2 ** e - 1) * 1024);
+  };
+  const float16 = (name: string, dims: number[], values: number[]): Onnx.ITensorProto => {
+    const raw = new Uint8Array(values.length * 2);
+    const view = new DataView(raw.buffer);
+    values.forEach((v, i) => {
+      view.setUint16(i * 2, halfBits(v), true);
+    });
+    return { name, dims, dataType: FLOAT16_TYPE, rawData: raw };
+  };
+  /** Weights [4 features × 3 classes] as k/64: exact in float16 and int8 with scale 1/64. */
+  const steps = Array.from({ length: 12 }, (_, i) => ((i * 37) % 23) - 11);
+  const w = steps.map((k) => k / 64);
+  const b = [0.25, -0.5, 0.125];
+  const wT = [0, 1, 2].flatMap((o) => [0, 1, 2, 3].map((r) => w[r * 3 + o]!));
+  const FLOAT16_TYPE = 10;
+  const INT8 = 3;
+  const CAST_TO_FLOAT = { to: FLOAT };
+  it.each<[string, Parameters<typeof graphModel>[0], Onnx.ITensorProto[]]>([
+    [
+      'Cast of float16 weights and bias (float16 storage)',
+      [
+        ['Cast', ['w16'], ['w'], CAST_TO_FLOAT],
+        ['Cast', ['b16'], ['b'], CAST_TO_FLOAT],
+        ['Gemm', ['flat', 'w', 'b'], ['logits']],
+      ],
+      [float16('w16', [4, 3], w), float16('b16', [3], b)],
+    ],
+    [
+      'DequantizeLinear of int8 weights, per-column scale and zero point (QDQ)',
+      [
+        ['DequantizeLinear', ['wq', 'ws', 'wz'], ['w'], { axis: 1 }],
+        ['MatMul', ['flat', 'w'], ['mm']],
+        ['Add', ['mm', 'b'], ['logits']],
+      ],
+      [
+        { name: 'wq', dims: [4, 3], dataType: INT8, int32Data: steps.map((k, i) => k + (i % 3) - 1) },
+        floatTensor('ws', [3], [1 / 64, 1 / 64, 1 / 64]),
+        { name: 'wz', dims: [3], dataType: INT8, int32Data: [-1, 0, 1] },
+        floatTensor('b', [3], b),
+      ],
+    ],
+    [
+      'Identity, then Transpose of [classes × features] weights, bias Add first',
+      [
+        ['Identity', ['wt'], ['wt_id']],
+        ['Transpose', ['wt_id'], ['w'], { perm: [1, 0] }],
+        ['MatMul', ['flat', 'w'], ['mm']],
+        ['Add', ['b', 'mm'], ['logits']],
+      ],
+      [floatTensor('wt', [3, 4], wT), floatTensor('b', [3], b)],
+    ],
+    [
+      'Reshape of flat weights through a Cast',
+      [
+        ['Reshape', ['wflat', 'shape'], ['w4']],
+        ['Cast', ['w4'], ['w'], CAST_TO_FLOAT],
+        ['Gemm', ['flat', 'w', 'b'], ['logits']],
+      ],
+      [
+        floatTensor('wflat', [12], w),
+        { name: 'shape', dims: [2], dataType: 7, int64Data: [4, -1] },
+        floatTensor('b', [3], b),
+      ],
+    ],
+  ])('classifier weights behind a constant chain: %s', async (_, chain, initializers) => {
+    const bytes = graphModel(
+      [['GlobalAveragePool', ['image'], ['gap']], ['Flatten', ['gap'], ['flat']], ...chain],
+      initializers,
+      image,
+      'logits',
+    );
+    const model = loadModel(bytes, 'chain');
+    const cut = findFeatureCut(model);
+    expect(cut).toMatchObject({ featureTensor: 'gap', featureDim: 4 });
+    const cls = extractClassifier(model, cut);
+    expect(cls?.outputs).toBe(3);
+    expect(Array.from(cls!.weights)).toEqual(w);
+    expect(Array.from(cls!.bias)).toEqual(b);
+    const logits = await runModel(bytes, input, [rows, 4, 5, 5]);
+    // 1e-3: onnxruntime runs DequantizeLinear + MatMul as an integer MatMul on quantised inputs.
+    expect(maxAbsDiff(classifierLogits(channelMeans, rows, cls!), logits.data)).toBeLessThan(1e-3);
+  });
+
+  it('a weight chain through an op that is not constant-foldable: no classifier, not a wrong one', () => {
+    const bytes = graphModel(
+      [
+        ['GlobalAveragePool', ['image'], ['gap']],
+        ['Flatten', ['gap'], ['flat']],
+        ['Relu', ['w0'], ['w']],
+        ['MatMul', ['flat', 'w'], ['logits']],
+      ],
+      [floatTensor('w0', [4, 3], w)],
+      image,
+      'logits',
+    );
+    const model = loadModel(bytes, 'relu-weights');
+    const cut = findFeatureCut(model, { featureTensor: 'gap' });
+    expect(extractClassifier(model, cut)).toBeUndefined();
+  });
+
   it('a feature extractor whose width only a run tells: the sync finder says so, the async one measures it', async () => {
     const bytes = graphModel(
       [
@@ -557,6 +663,121 @@ async function imagenetTensor(files: string[]): Promise<Float32Array> {
   }
   return out;
 }
+
+// ---- several backbones and the test-time flip ----
+
+/** The input with each image mirrored left-right (NCHW). */
+function mirrored(input: Float32Array, [n, c, h, w]: number[]): Float32Array {
+  const out = new Float32Array(input.length);
+  for (let plane = 0; plane < n! * c! * h!; plane++) {
+    for (let x = 0; x < w!; x++) out[plane * w! + x] = input[plane * w! + (w! - 1 - x)]!;
+  }
+  return out;
+}
+
+/** Row-wise concatenation of two [rows × ·] feature blocks. */
+function concatFeatures(a: Float32Array, b: Float32Array, rows: number): Float32Array {
+  const [da, db] = [a.length / rows, b.length / rows];
+  const out = new Float32Array(a.length + b.length);
+  for (let r = 0; r < rows; r++) {
+    out.set(a.subarray(r * da, (r + 1) * da), r * (da + db));
+    out.set(b.subarray(r * db, (r + 1) * db), r * (da + db) + da);
+  }
+  return out;
+}
+
+describe('mergeBackbones: several backbones and the flip in one graph', () => {
+  const dims = [3, 3, 64, 64];
+  const input = randomValues(3 * 3 * 64 * 64, 31);
+  const tiny = buildTinyBackbone();
+  const tinyCut = findFeatureCut(loadModel(tiny, 'tiny'));
+  // A second backbone whose tensor names are the tiny one's: only prefixing keeps them apart.
+  const names = loadModel(tiny, 'tiny').graph!.node!;
+  const other = graphModel(
+    [
+      ['GlobalAveragePool', ['input'], [names[2]!.output![0]!]],
+      ['Flatten', [names[2]!.output![0]!], [names[3]!.output![0]!]],
+      ['Gemm', [names[3]!.output![0]!, 'w'], ['logits']],
+    ],
+    [floatTensor('w', [3, 4], randomValues(12, 3))],
+    tensorInfo('input', FLOAT, ['N', 3, 64, 64]),
+    'logits',
+  );
+  const otherCut = findFeatureCut(loadModel(other, 'other'));
+
+  it('two backbones with clashing names: outputs equal softmax(head(concatenated features)), names prefixed', async () => {
+    const head = randomHead(TINY_FEATURES + 3, [6], 11);
+    const merged = mergeBackbones(
+      [
+        { bytes: tiny, cut: tinyCut },
+        { bytes: other, cut: otherCut },
+      ],
+      head,
+      {},
+    );
+    const graph = loadModel(merged, 'merged').graph!;
+    expect(graph.input?.map((i) => i.name)).toEqual(['input']);
+    const outputs = graph.node!.flatMap((n) => n.output ?? []);
+    expect(new Set(outputs).size).toBe(outputs.length);
+    expect(outputs.filter((o) => o.startsWith('backbone0_')).length).toBeGreaterThan(2);
+    expect(outputs.filter((o) => o.startsWith('backbone1_')).length).toBe(2);
+    const a = await runModel(cutAtFeature(loadModel(tiny, 'tiny'), tinyCut), input, dims);
+    const b = await runModel(cutAtFeature(loadModel(other, 'other'), otherCut), input, dims);
+    const expected = headProbabilities(concatFeatures(a.data, b.data, 3), 3, head);
+    const probabilities = await runModel(merged, input, dims, PROBABILITIES);
+    expect(maxAbsDiff(probabilities.data, expected)).toBeLessThan(1e-4);
+    expect(Math.max(...expected)).toBeGreaterThan(1.2 / head.classes);
+  });
+
+  it('the same backbone twice is two prefixed copies, not one', async () => {
+    const head = randomHead(2 * TINY_FEATURES, [4], 12);
+    const parts = [
+      { bytes: tiny, cut: tinyCut },
+      { bytes: tiny, cut: tinyCut },
+    ];
+    const f = await runModel(cutAtFeature(loadModel(tiny, 'tiny'), tinyCut), input, dims);
+    const probabilities = await runModel(mergeBackbones(parts, head, {}), input, dims, PROBABILITIES);
+    expect(
+      maxAbsDiff(probabilities.data, headProbabilities(concatFeatures(f.data, f.data, 3), 3, head)),
+    ).toBeLessThan(1e-4);
+  });
+
+  it('flip: probabilities are softmax of the mean logits of the image and its mirror', async () => {
+    const head = randomHead(TINY_FEATURES, [5], 13);
+    const model = loadModel(tiny, 'tiny');
+    const plain = await runModel(cutAtFeature(model, tinyCut), input, dims);
+    const mirror = await runModel(cutAtFeature(model, tinyCut), mirrored(input, dims), dims);
+    // A linear head: the mean of the logits is the head on the mean features.
+    const meanFeatures = plain.data.map((v, i) => (v + mirror.data[i]!) / 2);
+    const expected = headProbabilities(meanFeatures, 3, head);
+    const flipped = await runModel(
+      mergeHead(tiny, tinyCut, head, {}, { flip: true }),
+      input,
+      dims,
+      PROBABILITIES,
+    );
+    expect(flipped.dims).toEqual([3, 5]);
+    expect(maxAbsDiff(flipped.data, expected)).toBeLessThan(1e-4);
+    // The mirror matters (the tiny backbone's stripe orientations see it): the flip is no no-op.
+    expect(maxAbsDiff(plain.data, mirror.data)).toBeGreaterThan(1e-2);
+    expect(maxAbsDiff(flipped.data, headProbabilities(plain.data, 3, head))).toBeGreaterThan(4e-4);
+  });
+
+  it('backbones with different inputs are refused, naming both shapes', () => {
+    const small = buildTinyBackbone({ inputSize: 32 });
+    const smallCut = findFeatureCut(loadModel(small, 'small'));
+    expect(() =>
+      mergeBackbones(
+        [
+          { bytes: tiny, cut: tinyCut },
+          { bytes: small, cut: smallCut },
+        ],
+        randomHead(2 * TINY_FEATURES, [2], 1),
+        {},
+      ),
+    ).toThrow(/backbone 0 takes \[3,64,64\], another takes \[3,32,32\]/);
+  });
+});
 
 describeShared('graph tools on the real int8 MobileNetV2', () => {
   let bytes: Uint8Array;

@@ -244,6 +244,49 @@ describe('renderReportHtml', () => {
     expect(page).toContain('<th scope="row">learningRate</th><td><code>0.001</code>');
   });
 
+  it('an ensemble: the model card names every backbone with its sha256, and zero-shot beside the trained head', () => {
+    const sha = (c: string) => c.repeat(64);
+    const ensemble: MetricsReport = {
+      ...metrics,
+      model: {
+        ...metrics.model,
+        backbone: 'mnv2.onnx + resnet50.onnx',
+        head: 'concatenated',
+        zeroShotValAccuracy: 0.8597,
+        backbones: [
+          {
+            source: 'mnv2.onnx',
+            sha256: sha('a'),
+            featureDim: 1280,
+            valAccuracy: 0.8208,
+            zeroShotValAccuracy: 0.8028,
+            init: 'backbone-classifier-rows',
+          },
+          {
+            source: 'resnet50.onnx',
+            sha256: sha('b'),
+            featureDim: 2048,
+            valAccuracy: 0.7556,
+            init: 'random',
+            initReason: 'initFromBackbone is off',
+          },
+        ],
+      },
+    };
+    const card = renderReportHtml({ metrics: ensemble, training });
+    expect(card).toContain(
+      `mnv2.onnx <code>sha256 ${sha('a')}</code> · 1,280 features · alone: val 82.1%, zero-shot 80.3%`,
+    );
+    expect(card).toContain(
+      `resnet50.onnx <code>sha256 ${sha('b')}</code> · 2,048 features · alone: val 75.6% · head started from random weights: initFromBackbone is off`,
+    );
+    expect(card).toContain('concatenated, chosen on validation accuracy');
+    // The apostrophe is escaped in the page.
+    expect(card).toMatch(
+      /86\.0% validation accuracy from the backbones\S+ own ImageNet classifiers \(trained head: 73\.1%\)/,
+    );
+  });
+
   it('lists the ten lowest-F1 classes with their misclassified images', () => {
     const cards = [...page.matchAll(/<article class="worst" data-index="(\d+)">([\s\S]*?)<\/article>/g)];
     expect(cards.map((c) => Number(c[1]))).toEqual(expectedWorst(metrics));

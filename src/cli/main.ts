@@ -9,6 +9,7 @@ import { errorMessage, InputError } from '../errors.ts';
 import { DEFINITION_PATH } from '../local/definition.ts';
 import { type LocalRunResult, newRunId, runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
+import { parseBackbones } from '../training/training-config.ts';
 import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
 import { RUN_ID } from '../validate.ts';
 import { cacheCommand } from './cache-command.ts';
@@ -25,15 +26,17 @@ Usage:
   dogbreed run [--source <url|dir|tar>] [--workspace DIR] [--seed N] [--split 0.7,0.15,0.15]
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
-               [--backbone tiny|<onnx url|path>] [--feature-tensor NAME] [--epochs N] [--views N]
-               [--hidden N] [--learning-rate F] [--patience N] [--no-cache] [--json]
+               [--backbone tiny|<onnx url|path>[,…]] [--feature-tensor NAME] [--epochs N] [--views N]
+               [--hidden N] [--learning-rate F] [--patience N] [--flip] [--no-cache] [--json]
                [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
       --stage NAME runs it on a deployed stage instead (serverless deploy --stage NAME) and
       follows the execution; --no-wait prints the execution ARN and returns.
       --backbone: the frozen ONNX ImageNet classifier to train a head on (default: a tiny
-      backbone built in, enough for the synthetic sample).
+      backbone built in, enough for the synthetic sample). Several (comma-separated or the flag
+      repeated): one head on their concatenated features, still one ONNX model.
+      --flip: the model averages each image's logits with its mirror's (test-time flip).
       Preprocessed shards and backbone features are reused from the step cache (cache/ in
       the bucket) when everything that determines them is unchanged; --no-cache recomputes.
   dogbreed resume RUN_ID [--workspace DIR] [--json] [--stage NAME [--region R] [--no-wait]]
@@ -155,13 +158,14 @@ async function runCommand(args: string[]): Promise<number> {
       'max-invalid-share': { type: 'string' },
       sha256: { type: 'string' },
       resize: { type: 'string' },
-      backbone: { type: 'string' },
+      backbone: { type: 'string', multiple: true },
       'feature-tensor': { type: 'string' },
       epochs: { type: 'string' },
       views: { type: 'string' },
       hidden: { type: 'string' },
       'learning-rate': { type: 'string' },
       patience: { type: 'string' },
+      flip: { type: 'boolean' },
       stage: { type: 'string' },
       region: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
@@ -193,9 +197,10 @@ async function runCommand(args: string[]): Promise<number> {
     ...(values['no-cache'] ? { cache: false } : {}),
     training: withoutUndefined({
       backbone:
-        values.backbone && !isUrl(values.backbone) && values.backbone !== 'tiny'
-          ? resolve(values.backbone)
-          : values.backbone,
+        values.backbone &&
+        parseBackbones(values.backbone.join(','), '--backbone').map((b) =>
+          isUrl(b) || b === 'tiny' ? b : resolve(b),
+        ),
       featureTensor: values['feature-tensor'],
       epochs: numberFlag(values.epochs, '--epochs', 1, 10_000),
       views: numberFlag(values.views, '--views', 0, 16),
@@ -203,6 +208,7 @@ async function runCommand(args: string[]): Promise<number> {
       learningRate: numberFlag(values['learning-rate'], '--learning-rate', 1e-7, 1, 'number'),
       patience: numberFlag(values.patience, '--patience', 1, 10_000),
       cache: values['no-cache'] ? false : undefined,
+      flip: values.flip,
     }),
   };
   // Sources given as relative paths mean this directory, not the server's.

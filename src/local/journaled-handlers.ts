@@ -52,7 +52,8 @@ export function journaledHandlers(opts: {
         }
       }
       if (opts.resume) {
-        const fromState = (state.fromState ??= parents.get(name) ?? name);
+        state.fromState ??= parents.get(name) ?? name;
+        const fromState = state.fromState;
         // Written before the rest runs, so WriteReport can say the run was resumed.
         resumeRecorded ??= asLocalRuntime(() =>
           appendResume(store, runId, { at: new Date().toISOString(), fromState, how: 'local' }),

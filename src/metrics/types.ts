@@ -69,6 +69,16 @@ export interface Promotion {
   reason: string;
 }
 
+export interface BackboneCard {
+  source: string;
+  sha256: string;
+  featureDim: number;
+  valAccuracy: number;
+  zeroShotValAccuracy?: number;
+  init: string;
+  initReason?: string;
+}
+
 export interface MetricsReport {
   schemaVersion: 1;
   runId: string;
@@ -81,6 +91,12 @@ export interface MetricsReport {
     backbone: string;
     bestEpoch: number;
     valAccuracy: number;
+    /** Which head was chosen on val (single, concatenated, averaged, zero-shot); older runs lack it. */
+    head?: string;
+    /** The backbones' own ImageNet classifiers for these classes on val, when they have one. */
+    zeroShotValAccuracy?: number;
+    /** Every backbone: its file's sha256, feature width, and its own head's val accuracy. */
+    backbones?: BackboneCard[];
   };
   counts: { train: number; val: number; test: number; classes: number };
   accuracy: number;

@@ -1,4 +1,5 @@
 import { DataError } from '../errors.ts';
+import { foldConstant } from './constant-fold.ts';
 import {
   type Dim,
   FLOAT,
@@ -113,7 +114,7 @@ function classifierAt(ix: GraphIndex, tensor: string): ClassifierNodes | undefin
   let node = ix.producer.get(tensor);
   let add: Onnx.INodeProto | undefined;
   const dataOperand = ADD_OPERANDS[node?.opType ?? '']?.find(
-    (i) => !ix.constants.has(node?.input?.[i] ?? ''),
+    (i) => !foldConstant(ix, node?.input?.[i] ?? ''),
   );
   if (node && dataOperand !== undefined) {
     add = node;
@@ -128,7 +129,7 @@ const ADD_OPERANDS: Record<string, number[]> = { Add: [0, 1], QLinearAdd: [0, 3]
 
 /** The classifier's input width from its weight shape, or undefined when `node` is no classifier. */
 function classifierRows(ix: GraphIndex, node: Onnx.INodeProto): number | undefined {
-  const weight = (i: number) => ix.constants.get(node.input?.[i] ?? '')?.dims?.map(toInt);
+  const weight = (i: number) => foldConstant(ix, node.input?.[i] ?? '')?.dims;
   switch (node.opType) {
     case 'Gemm': {
       const dims = weight(1);
@@ -362,15 +363,11 @@ interface Linear {
 }
 
 function dequantiseLinear(ix: GraphIndex, node: Onnx.INodeProto): Linear | undefined {
-  const constant = (i: number) => ix.constants.get(node.input?.[i] ?? '');
-  const values = (i: number) => {
-    const t = constant(i);
-    return t ? tensorValues(t) : undefined;
-  };
+  const values = (i: number) => foldConstant(ix, node.input?.[i] ?? '')?.values();
   const weightIndex = node.opType === 'QLinearMatMul' ? 3 : 1;
-  const w = constant(weightIndex);
-  const [d0, d1] = (w?.dims ?? []).map(toInt);
-  const raw = values(weightIndex);
+  const w = foldConstant(ix, node.input?.[weightIndex] ?? '');
+  const [d0, d1] = w?.dims ?? [];
+  const raw = w?.values();
   if (!raw || d0 === undefined || d1 === undefined) return undefined;
   if (node.opType === 'Gemm') {
     // Y = alpha·A·B' + beta·C, B' = B or Bᵀ.
@@ -406,15 +403,15 @@ function dequantiseLinear(ix: GraphIndex, node: Onnx.INodeProto): Linear | undef
 /** The constant operand of Add, or QLinearAdd's dequantised (q − zero point) · scale. */
 function dequantiseBias(ix: GraphIndex, node: Onnx.INodeProto, outputs: number): Float64Array | undefined {
   const operands = ADD_OPERANDS[node.opType ?? ''] ?? [];
-  const index = operands.find((i) => ix.constants.has(node.input?.[i] ?? '')) ?? -1;
-  const constant = (i: number) => ix.constants.get(node.input?.[i] ?? '');
+  const constant = (i: number) => foldConstant(ix, node.input?.[i] ?? '');
+  const index = operands.find((i) => constant(i)) ?? -1;
   const [q, scale, zeroPoint] = [constant(index), constant(index + 1), constant(index + 2)];
   if (!q) return undefined;
-  const bias = broadcast(tensorValues(q), outputs, node);
+  const bias = broadcast(q.values(), outputs, node);
   if (node.opType === 'Add') return bias;
   if (!scale || !zeroPoint) return undefined;
-  const s = broadcast(tensorValues(scale), outputs, node);
-  const z = broadcast(tensorValues(zeroPoint), outputs, node);
+  const s = broadcast(scale.values(), outputs, node);
+  const z = broadcast(zeroPoint.values(), outputs, node);
   return bias.map((x, o) => (x - z[o]!) * s[o]!);
 }
 

@@ -97,7 +97,9 @@ export function tensorValues(t: Onnx.ITensorProto): Float64Array {
         ? t.doubleData
         : type === DataType.INT64
           ? t.int64Data?.map(toInt)
-          : t.int32Data;
+          : type === DataType.FLOAT16
+            ? t.int32Data?.map(halfToFloat)
+            : t.int32Data;
   return checkCount(Float64Array.from(typed ?? []), count, name);
 }
 
@@ -117,7 +119,18 @@ const RAW_READERS: Partial<Record<number, { size: number; read: (v: DataView, o:
   [DataType.INT16]: { size: 2, read: (v, o) => v.getInt16(o, true) },
   [DataType.INT32]: { size: 4, read: (v, o) => v.getInt32(o, true) },
   [DataType.INT64]: { size: 8, read: (v, o) => Number(v.getBigInt64(o, true)) },
+  [DataType.FLOAT16]: { size: 2, read: (v, o) => halfToFloat(v.getUint16(o, true)) },
 };
+
+/** An IEEE 754 half-precision bit pattern as a number (DataView.getFloat16 is Node 24+). */
+export function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
 
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): Onnx.ITensorProto {
   const data = Float32Array.from(values);
@@ -129,6 +142,10 @@ export function floatTensor(name: string, dims: number[], values: ArrayLike<numb
   const view = new DataView(raw.buffer);
   for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
   return { name, dims, dataType: DataType.FLOAT, rawData: raw };
+}
+
+export function int64Tensor(name: string, values: number[]): Onnx.ITensorProto {
+  return { name, dims: [values.length], dataType: DataType.INT64, int64Data: values };
 }
 
 // ---- Nodes, attributes, value infos ----
@@ -195,3 +212,6 @@ export function infoShape(info: Onnx.IValueInfoProto): (Dim | undefined)[] | und
 }
 
 export const FLOAT = DataType.FLOAT;
+export const FLOAT16 = DataType.FLOAT16;
+export const DOUBLE = DataType.DOUBLE;
+export const BFLOAT16 = DataType.BFLOAT16;

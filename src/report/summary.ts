@@ -1,7 +1,7 @@
 // The top of the report: which model and data this is, whether it passed the quality gate and was
 // promoted, and the headline figures.
 
-import type { MetricsReport } from '../metrics/types.ts';
+import type { BackboneCard, MetricsReport } from '../metrics/types.ts';
 import { type Html, html } from './escape.ts';
 import { count, decimal, duration, percent, shortSha } from './format.ts';
 import type { TrainingRecord } from './types.ts';
@@ -14,11 +14,28 @@ ${row('Run', m.runId)}
 ${row('Created', m.createdAt)}
 ${row('Model', html`<code>${shortSha(m.model.sha256)}</code> from run ${m.model.runId}`, m.model.sha256)}
 ${row('Backbone', m.model.backbone)}
+${(m.model.backbones ?? []).map((b, i) => row(`Backbone ${i + 1}`, backboneCard(b), b.sha256))}
 ${row('Best epoch', `${m.model.bestEpoch} (validation accuracy ${percent(m.model.valAccuracy)})`)}
+${m.model.head ? row('Head', `${m.model.head}, chosen on validation accuracy`) : undefined}
+${
+  m.model.zeroShotValAccuracy !== undefined
+    ? row(
+        'Zero-shot',
+        `${percent(m.model.zeroShotValAccuracy)} validation accuracy from the backbones' own ImageNet classifiers (trained head: ${percent(m.model.valAccuracy)})`,
+      )
+    : undefined
+}
 ${training ? row('Training backend', training.backend) : undefined}
 ${row('Dataset', html`${m.dataset.datasetId} <code>${shortSha(m.dataset.sha256)}</code>`, m.dataset.sha256)}
 ${row('Model object', html`<code>${m.model.key}</code>`)}
 </dl>`;
+}
+
+/** A backbone on the model card: its file's sha256, width, and what it scores alone on val. */
+function backboneCard(b: BackboneCard): Html {
+  const zeroShot = b.zeroShotValAccuracy !== undefined ? `, zero-shot ${percent(b.zeroShotValAccuracy)}` : '';
+  const start = b.initReason ? ` · head started from random weights: ${b.initReason}` : '';
+  return html`${b.source} <code>sha256 ${b.sha256}</code> · ${count(b.featureDim)} features · alone: val ${percent(b.valAccuracy)}${zeroShot}${start}`;
 }
 
 export function verdict(m: MetricsReport): Html {

@@ -5,7 +5,7 @@ import type { WriteReportEvent } from '../events.ts';
 import { logger } from '../log.ts';
 import { computeMetrics } from '../metrics/compute.ts';
 import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
-import type { CacheUse, MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
+import type { BackboneCard, CacheUse, MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
 import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
@@ -41,6 +41,9 @@ export interface WriteReportResult {
 interface TrainingFile extends TrainingRecord {
   backbone: { source: string };
   data?: { featureShards?: { shardKey: string; cached: boolean; seconds: number }[] };
+  backbones?: BackboneCard[];
+  head?: string;
+  zeroShotValAccuracy?: number;
   valAccuracy: number;
   modelSha256: string;
 }
@@ -151,6 +154,23 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
       backbone: training.backbone.source,
       bestEpoch: training.bestEpoch,
       valAccuracy: training.valAccuracy,
+      ...(training.head ? { head: training.head } : {}),
+      ...(training.zeroShotValAccuracy !== undefined
+        ? { zeroShotValAccuracy: training.zeroShotValAccuracy }
+        : {}),
+      ...(training.backbones
+        ? {
+            backbones: training.backbones.map((b) => ({
+              source: b.source,
+              sha256: b.sha256,
+              featureDim: b.featureDim,
+              valAccuracy: b.valAccuracy,
+              zeroShotValAccuracy: b.zeroShotValAccuracy,
+              init: b.init,
+              initReason: b.initReason,
+            })),
+          }
+        : {}),
     },
     counts: { ...event.counts, classes: classes.length },
     ...computed,

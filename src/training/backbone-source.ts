@@ -38,8 +38,13 @@ async function readAll(source: string, store: ObjectStore): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function loadBackbone(cfg: TrainingConfig, store: ObjectStore): Promise<ResolvedBackbone> {
-  if (cfg.backbone === 'tiny') {
+/** One of the run's backbones (`uri`, an entry of cfg.backbone), with the run's preprocessing settings. */
+export async function loadBackbone(
+  uri: string,
+  cfg: TrainingConfig,
+  store: ObjectStore,
+): Promise<ResolvedBackbone> {
+  if (uri === 'tiny') {
     const bytes = buildTinyBackbone({ inputSize: TINY_INPUT });
     return {
       bytes,
@@ -50,19 +55,17 @@ export async function loadBackbone(cfg: TrainingConfig, store: ObjectStore): Pro
   }
   let bytes: Buffer;
   try {
-    bytes = await readAll(cfg.backbone, store);
+    bytes = await readAll(uri, store);
   } catch (err) {
     if (err instanceof InputError || err instanceof DataError) {
-      throw new DataError(`backbone ${cfg.backbone} cannot be read: ${err.message}`);
+      throw new DataError(`backbone ${uri} cannot be read: ${err.message}`);
     }
-    throw new DataError(
-      `backbone ${cfg.backbone} cannot be read: ${errorMessage(err)}; check the URI (--backbone)`,
-    );
+    throw new DataError(`backbone ${uri} cannot be read: ${errorMessage(err)}; check the URI (--backbone)`);
   }
-  if (bytes.length === 0) throw new DataError(`backbone ${cfg.backbone} is empty (0 bytes)`);
+  if (bytes.length === 0) throw new DataError(`backbone ${uri} is empty (0 bytes)`);
   return {
     bytes,
-    source: cfg.backbone,
+    source: uri,
     sha256: createHash('sha256').update(bytes).digest('hex'),
     spec: { ...IMAGENET_PREPROCESS, ...cfg.preprocess },
     outputLabels: cfg.backboneLabels === 'imagenet' ? IMAGENET_WNIDS : undefined,

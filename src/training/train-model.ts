@@ -1,29 +1,30 @@
 import { createHash } from 'node:crypto';
 import { parseClassName } from '../dataset/profiles.ts';
-import { DataError } from '../errors.ts';
+import { DataError, InputError } from '../errors.ts';
 import { OnnxBatchModel } from '../model/batch-model.ts';
 import {
   cutAtFeature,
   extractClassifier,
   findFeatureCutAsync,
   loadModel,
-  mergeHead,
+  mergeBackbones,
 } from '../model/onnx-graph.ts';
-import { fitStandardizer, foldStandardizer, standardize, toStandardized } from '../model/standardize.ts';
 import { loadTf } from '../model/tf-backend.ts';
-import { type EpochLog, trainHead } from '../model/train-head.ts';
+import type { EpochLog } from '../model/train-head.ts';
 import type { BackboneClassifier, FeatureCut, PreprocessSpec } from '../model/types.ts';
 import { keys } from '../stages/keys.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
-import { loadBackbone } from './backbone-source.ts';
+import { loadBackbone, type ResolvedBackbone } from './backbone-source.ts';
 import { recordDevices } from './devices.ts';
 import { type ShardFeatureRecord, type SplitFeatures, splitFeatures } from './features.ts';
+import { type BackboneTables, chooseHead, type HeadChoice, headStart } from './head-choice.ts';
 import type { TrainingConfig } from './training-config.ts';
 
-// The training job (the AWS Batch container; a child process locally): frozen backbone
-// features for the train and val shards (training images also as augmented views), a head
-// trained with TensorFlow.js, and backbone + head written as ONE ONNX model. model.onnx is
+// The training job (the AWS Batch container; a child process locally): frozen features of each
+// backbone for the train and val shards (training images also as augmented views), a head
+// chosen on val (head-choice.ts) trained with TensorFlow.js, and backbones + head written as ONE
+// ONNX model. model.onnx is
 // written last, so a failed run never leaves one behind.
 
 export interface TrainJobInput {
@@ -61,24 +62,6 @@ async function shardKeys(store: ObjectStore, runId: string, split: Split): Promi
   return out.sort();
 }
 
-/** Head start from the backbone's own classifier rows, when every class is one of its outputs. */
-function initialHead(
-  labels: ClassLabel[],
-  classifier: BackboneClassifier | undefined,
-  outputLabels: readonly string[] | undefined,
-  featureDim: number,
-): { weights: Float32Array; bias: Float32Array } | undefined {
-  if (!classifier || !outputLabels || outputLabels.length !== classifier.outputs) return undefined;
-  const columns = labels.map((l) => (l.wnid ? outputLabels.indexOf(l.wnid) : -1));
-  if (columns.some((c) => c < 0)) return undefined;
-  const weights = new Float32Array(featureDim * labels.length);
-  for (let d = 0; d < featureDim; d++) {
-    for (let c = 0; c < labels.length; c++)
-      weights[d * labels.length + c] = classifier.weights[d * classifier.outputs + columns[c]!]!;
-  }
-  return { weights, bias: Float32Array.from(columns, (col) => classifier.bias[col]!) };
-}
-
 export async function trainModel(store: ObjectStore, input: TrainJobInput): Promise<TrainJobResult> {
   const { runId, training: cfg, progress } = input;
   const started = Date.now();
@@ -96,54 +79,26 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     );
   }
 
-  const backbone = await loadBackbone(cfg, store);
-  const model = loadModel(backbone.bytes, backbone.source);
-  const cut: FeatureCut = await findFeatureCutAsync(model, {
-    featureTensor: cfg.featureTensor,
-    source: backbone.source,
-  });
-  checkBackboneInput(cut, backbone.spec, backbone.source);
-  const extractor = await OnnxBatchModel.create(cutAtFeature(model, cut), {
-    outputDim: cut.featureDim,
-    spec: backbone.spec,
-  });
-  progress(
-    `backbone ${backbone.source}: feature ${cut.featureTensor} (${cut.featureDim}-d), onnxruntime on ${extractor.provider}`,
-  );
-
-  const featuresStarted = Date.now();
-  const featureOpts = {
-    spec: backbone.spec,
-    seed: cfg.seed,
-    batchSize: cfg.featureBatch,
-    cache: { backboneSha256: backbone.sha256, featureTensor: cut.featureTensor, reuse: cfg.cache },
-  };
-  let train: SplitFeatures;
-  let val: SplitFeatures;
-  try {
-    train = await splitFeatures(
-      store,
-      trainShards,
-      extractor,
-      { ...featureOpts, views: cfg.views },
-      (n, rows, shard) =>
-        progress(`features: train shard ${n}/${trainShards.length} ${shardOrigin(shard)} (${rows} views)`),
+  if (cfg.featureTensor && cfg.backbone.length > 1) {
+    throw new InputError(
+      `training.featureTensor names one tensor, but ${cfg.backbone.length} backbones are given: leave it out (their pooled features are found automatically) or train on one backbone`,
     );
-    val = await splitFeatures(store, valShards, extractor, { ...featureOpts, views: 0 }, (n, rows, shard) =>
-      progress(`features: val shard ${n}/${valShards.length} ${shardOrigin(shard)} (${rows} images)`),
-    );
-  } finally {
-    await extractor.release();
   }
-  const tables = { train: train.table, val: val.table };
-  const imageCounts = { train: train.images, val: val.images };
+  const featuresStarted = Date.now();
+  const computed: BackboneFeatures[] = [];
+  for (const uri of cfg.backbone)
+    computed.push(await backboneFeatures(store, uri, cfg, { trainShards, valShards }, progress));
+  checkSamePreprocessing(computed);
+  const [first] = computed as [BackboneFeatures, ...BackboneFeatures[]];
+  const imageCounts = { train: first.train.images, val: first.val.images };
   /** Preprocess's --resize, recorded so `dogbreed evaluate` prepares images the same way. */
-  const shardShorterSide = train.shorterSide;
+  const shardShorterSide = first.train.shorterSide;
   const featureSeconds = (Date.now() - featuresStarted) / 1000;
+  const trainRows = first.train.table.rows;
   progress(
-    `features: ${tables.train.rows} train views of ${imageCounts.train} images, ${tables.val.rows} val images in ${featureSeconds.toFixed(1)} s`,
+    `features: ${trainRows} train views of ${imageCounts.train} images, ${first.val.table.rows} val images in ${featureSeconds.toFixed(1)} s`,
   );
-  const present = new Set(tables.train.labels);
+  const present = new Set(first.train.table.labels);
   const missing = labels.filter((l) => !present.has(l.index));
   if (missing.length > 0) {
     throw new DataError(
@@ -151,77 +106,98 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     );
   }
 
-  const classifier = extractClassifier(model, cut);
-  const rawInit =
-    cfg.hidden === 0 && cfg.initFromBackbone
-      ? initialHead(labels, classifier, backbone.outputLabels, cut.featureDim)
-      : undefined;
-  const scaler = fitStandardizer(tables.train.features, cut.featureDim);
-  standardize(tables.train.features, scaler);
-  standardize(tables.val.features, scaler);
-  const init = rawInit && toStandardized(rawInit, scaler);
-  const learningRate = cfg.learningRate ?? (init ? 1e-4 : 3e-3);
+  const tables: BackboneTables[] = computed.map((b) => {
+    const start = headStart({
+      wnids: labels.map((l) => l.wnid),
+      classifier: b.classifier,
+      outputLabels: b.backbone.outputLabels,
+      featureDim: b.cut.featureDim,
+      hidden: cfg.hidden,
+      initFromBackbone: cfg.initFromBackbone,
+    });
+    progress(
+      start.kind === 'random'
+        ? `head start for ${b.backbone.source}: random weights, because ${start.reason}`
+        : `head start for ${b.backbone.source}: its own ImageNet classifier rows for the ${labels.length} classes`,
+    );
+    return {
+      source: b.backbone.source,
+      featureDim: b.cut.featureDim,
+      train: b.train.table,
+      val: b.val.table,
+      start,
+    };
+  });
   const loadedTf = await loadTf();
   const { tf, backend } = loadedTf;
   const trainingStarted = Date.now();
-  const result = await trainHead(
-    {
-      train: { features: tables.train.features, labels: tables.train.labels },
-      val: { features: tables.val.features, labels: tables.val.labels },
-      featureDim: cut.featureDim,
-      classes: labels.length,
-    },
-    { ...cfg, learningRate, init, onEpoch: (e) => progress(formatEpoch(e, cfg.epochs)) },
-    tf,
+  const choice = await chooseHead(tables, labels.length, cfg, tf, (label, e) =>
+    progress(`${label}: ${formatEpoch(e, cfg.epochs)}`),
   );
-  const head = foldStandardizer(result.head, scaler);
-  const best = result.epochs.find((e) => e.epoch === result.bestEpoch);
-  if (!best) throw new Error(`training reported best epoch ${result.bestEpoch} but no log for it`);
-  progress(
-    `best epoch ${result.bestEpoch}: val accuracy ${best.valAccuracy.toFixed(4)}${result.stoppedEarly ? ' (stopped early)' : ''}`,
-  );
+  progress(describeChoice(choice));
 
+  const backbones = computed.map((b, i) => ({
+    sha256: b.backbone.sha256,
+    featureTensor: b.cut.featureTensor,
+    ...choice.backbones[i]!,
+  }));
+  const featureDim = backbones.reduce((n, b) => n + b.featureDim, 0);
   const provenance = {
     runId,
+    /** One entry when one backbone; several joined with " + " (their details: `backbones`). */
     backbone: {
-      source: backbone.source,
-      sha256: backbone.sha256,
-      featureTensor: cut.featureTensor,
-      featureDim: cut.featureDim,
+      source: backbones.map((b) => b.source).join(' + '),
+      sha256: backbones.length === 1 ? first.backbone.sha256 : undefined,
+      featureTensor: backbones.map((b) => b.featureTensor).join(' + '),
+      featureDim,
     },
+    backbones,
     dataset: { datasetId: classesFile.datasetId, sha256: classesFile.sha256 },
-    bestEpoch: result.bestEpoch,
-    valAccuracy: best.valAccuracy,
-    init: init ? 'backbone-classifier-rows' : 'random',
+    bestEpoch: choice.bestEpoch,
+    valAccuracy: choice.valAccuracy,
+    head: choice.chosen,
+    init: backbones.every((b) => b.init === 'backbone-classifier-rows')
+      ? 'backbone-classifier-rows'
+      : 'random',
+    zeroShotValAccuracy: choice.zeroShotValAccuracy,
+    testTimeFlip: cfg.flip,
     shardShorterSide,
   };
-  const merged = mergeHead(backbone.bytes, cut, head, {
-    labels: JSON.stringify(labels.map((l) => l.class)),
-    preprocess: JSON.stringify(backbone.spec),
-    provenance: JSON.stringify(provenance),
-  });
+  const merged = mergeBackbones(
+    computed.map((b) => ({ bytes: b.backbone.bytes, cut: b.cut })),
+    choice.head,
+    {
+      labels: JSON.stringify(labels.map((l) => l.class)),
+      preprocess: JSON.stringify(first.backbone.spec),
+      provenance: JSON.stringify(provenance),
+    },
+    { flip: cfg.flip, layout: first.backbone.spec.layout },
+  );
   const training = {
     schemaVersion: 1,
     ...provenance,
     backend,
-    featureProvider: extractor.provider,
-    devices: recordDevices(loadedTf, extractor.provider),
-    preprocess: backbone.spec,
-    hyperparameters: { ...cfg, learningRate },
+    featureProvider: first.provider,
+    devices: recordDevices(loadedTf, first.provider),
+    preprocess: first.backbone.spec,
+    hyperparameters: cfg,
+    trainedHeads: choice.trained,
+    headCandidates: choice.candidates,
     data: {
       trainImages: imageCounts.train,
-      trainViews: tables.train.rows,
+      trainViews: trainRows,
       valImages: imageCounts.val,
       trainShards,
       valShards,
-      /** Per shard: features computed or reused from the cache, and how long that took. */
-      featureShards: [...train.shards, ...val.shards],
+      /** Per backbone and shard: features computed or reused from the cache, and how long that took. */
+      featureShards: computed.flatMap((b) => [...b.train.shards, ...b.val.shards]),
     },
-    epochs: result.epochs,
-    stoppedEarly: result.stoppedEarly,
+    epochs: choice.epochs,
+    stoppedEarly: choice.stoppedEarly,
     modelSha256: createHash('sha256').update(merged).digest('hex'),
     timings: {
       featureSeconds,
+      backboneFeatureSeconds: computed.map((b) => b.seconds),
       trainingSeconds: (Date.now() - trainingStarted) / 1000,
       totalSeconds: (Date.now() - started) / 1000,
     },
@@ -237,7 +213,100 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
     contentType: 'application/octet-stream',
     metadata: { sha256: training.modelSha256 },
   });
-  return { ...out, bestEpoch: result.bestEpoch, valAccuracy: best.valAccuracy };
+  return { ...out, bestEpoch: choice.bestEpoch, valAccuracy: choice.valAccuracy };
+}
+
+interface BackboneFeatures {
+  backbone: ResolvedBackbone;
+  cut: FeatureCut;
+  classifier: BackboneClassifier | undefined;
+  train: SplitFeatures;
+  val: SplitFeatures;
+  provider: string;
+  seconds: number;
+}
+
+/** One backbone's train and val features (training images also as augmented views). */
+async function backboneFeatures(
+  store: ObjectStore,
+  uri: string,
+  cfg: TrainingConfig,
+  shards: { trainShards: string[]; valShards: string[] },
+  progress: (line: string) => void,
+): Promise<BackboneFeatures> {
+  const started = Date.now();
+  const backbone = await loadBackbone(uri, cfg, store);
+  const model = loadModel(backbone.bytes, backbone.source);
+  const cut: FeatureCut = await findFeatureCutAsync(model, {
+    featureTensor: cfg.featureTensor,
+    source: backbone.source,
+  });
+  checkBackboneInput(cut, backbone.spec, backbone.source);
+  const extractor = await OnnxBatchModel.create(cutAtFeature(model, cut), {
+    outputDim: cut.featureDim,
+    spec: backbone.spec,
+  });
+  progress(
+    `backbone ${backbone.source}: feature ${cut.featureTensor} (${cut.featureDim}-d), onnxruntime on ${extractor.provider}`,
+  );
+  const featureOpts = {
+    spec: backbone.spec,
+    seed: cfg.seed,
+    batchSize: cfg.featureBatch,
+    cache: { backboneSha256: backbone.sha256, featureTensor: cut.featureTensor, reuse: cfg.cache },
+  };
+  const { trainShards, valShards } = shards;
+  try {
+    const train = await splitFeatures(
+      store,
+      trainShards,
+      extractor,
+      { ...featureOpts, views: cfg.views },
+      (n, rows, shard) =>
+        progress(`features: train shard ${n}/${trainShards.length} ${shardOrigin(shard)} (${rows} views)`),
+    );
+    const val = await splitFeatures(
+      store,
+      valShards,
+      extractor,
+      { ...featureOpts, views: 0 },
+      (n, rows, shard) =>
+        progress(`features: val shard ${n}/${valShards.length} ${shardOrigin(shard)} (${rows} images)`),
+    );
+    const classifier = extractClassifier(model, cut);
+    return {
+      backbone,
+      cut,
+      classifier,
+      train,
+      val,
+      provider: extractor.provider,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await extractor.release();
+  }
+}
+
+/** Backbones of one model read one image tensor: their preprocessing must be the same. */
+function checkSamePreprocessing(backbones: BackboneFeatures[]): void {
+  const [first, ...rest] = backbones;
+  for (const b of rest) {
+    if (JSON.stringify(b.backbone.spec) !== JSON.stringify(first!.backbone.spec)) {
+      throw new DataError(
+        `backbones ${first!.backbone.source} and ${b.backbone.source} need different preprocessing (${JSON.stringify(first!.backbone.spec)} vs ${JSON.stringify(b.backbone.spec)}): one model feeds one image to both, so train them in separate runs or pick backbones with the same input`,
+      );
+    }
+  }
+}
+
+function describeChoice(c: HeadChoice): string {
+  const candidates = c.candidates.map((x) => `${x.name} ${x.valAccuracy.toFixed(4)}`).join(', ');
+  const alone =
+    c.backbones.length > 1
+      ? ` · alone: ${c.backbones.map((b) => `${b.source} ${b.valAccuracy.toFixed(4)}`).join(', ')}`
+      : '';
+  return `head: ${c.chosen}, val accuracy ${c.valAccuracy.toFixed(4)} (best epoch ${c.bestEpoch}${c.stoppedEarly ? ', stopped early' : ''}) · candidates on val: ${candidates}${alone}`;
 }
 
 export function checkBackboneInput(cut: FeatureCut, spec: PreprocessSpec, source: string): void {

@@ -8,9 +8,14 @@ import { array, integer, number, object, oneOf, optional, string } from '../vali
 // small JSON environment variable (Batch refuses container overrides over 8 KiB).
 
 /** The head's hyperparameters (hidden, dropout, weightDecay, …: see train-head.ts), and the rest. */
-export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate' | 'init' | 'onEpoch'> {
-  /** `tiny` (built in, for the synthetic sample) or an ONNX ImageNet classifier: https://, s3://, file://, path. */
-  backbone: string;
+export interface TrainingConfig
+  extends Omit<HeadTrainingOptions, 'learningRate' | 'weightDecay' | 'init' | 'onEpoch'> {
+  /**
+   * `tiny` (built in, for the synthetic sample) or ONNX ImageNet classifiers: https://, s3://,
+   * file://, path. Several: their features are concatenated under one head, in one model. The
+   * execution input may say one string (comma-separated for several) or a list.
+   */
+  backbone: string[];
   /** The backbone's preprocessing; ImageNet defaults for URIs, the tiny backbone's own for `tiny`. */
   preprocess?: Partial<PreprocessSpec>;
   /** Pooled feature tensor name, when it cannot be found automatically. */
@@ -21,23 +26,25 @@ export interface TrainingConfig extends Omit<HeadTrainingOptions, 'learningRate'
   initFromBackbone: boolean;
   /** Augmented views per training image, besides its evaluation view. */
   views: number;
-  /** Adam's learning rate; unset: 1e-4 when the head starts from the backbone's own classifier
-   * rows (fine-tuning a classifier that is already good), 3e-3 from a random start. */
+  /** Adam's learning rate; unset: by the head's start (START_RECIPES in head-choice.ts). */
   learningRate?: number;
+  /** Decoupled weight decay; unset: by the head's start (START_RECIPES in head-choice.ts). */
+  weightDecay?: number;
   /** Images per onnxruntime call when computing features. */
   featureBatch: number;
   /** Reuse backbone features from the content-addressed cache (`--no-cache`: false). */
   cache: boolean;
+  /** The model averages the logits of the image and its horizontal mirror (test-time flip). */
+  flip: boolean;
 }
 
 export const TRAINING_DEFAULTS: TrainingConfig = {
-  backbone: 'tiny',
+  backbone: ['tiny'],
   backboneLabels: 'imagenet',
   initFromBackbone: true,
   views: 2,
   hidden: 0,
   dropout: 0.2,
-  weightDecay: 1e-4,
   labelSmoothing: 0.1,
   batchSize: 64,
   epochs: 30,
@@ -45,6 +52,7 @@ export const TRAINING_DEFAULTS: TrainingConfig = {
   seed: 1,
   featureBatch: 32,
   cache: true,
+  flip: false,
 };
 
 function triple(v: unknown, path: string): [number, number, number] {
@@ -70,6 +78,20 @@ function parsePreprocess(v: unknown, path: string): Partial<PreprocessSpec> {
   return out;
 }
 
+/** One string (comma-separated for several) or a list of them; no empty or repeated entries. */
+export function parseBackbones(value: unknown, path: string): string[] {
+  const items = Array.isArray(value)
+    ? array(value, path).map((v, i) => string(v, `${path}[${i}]`))
+    : string(value, path).split(',');
+  const list = items.map((s) => s.trim());
+  if (list.length === 0 || list.some((s) => s === '')) {
+    throw new InputError(`${path} lists an empty backbone (${JSON.stringify(value)}): name each one`);
+  }
+  const repeated = list.find((s, i) => list.indexOf(s) !== i);
+  if (repeated) throw new InputError(`${path} names backbone ${repeated} twice`);
+  return list;
+}
+
 export function parseTrainingConfig(value: unknown, path = 'training'): TrainingConfig {
   const c = object(value ?? {}, path);
   const d = TRAINING_DEFAULTS;
@@ -78,7 +100,7 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     return v;
   };
   return {
-    backbone: optional(c.backbone, (v) => string(v, `${path}.backbone`)) ?? d.backbone,
+    backbone: optional(c.backbone, (v) => parseBackbones(v, `${path}.backbone`)) ?? d.backbone,
     preprocess: optional(c.preprocess, (v) => parsePreprocess(v, `${path}.preprocess`)),
     featureTensor: optional(c.featureTensor, (v) => string(v, `${path}.featureTensor`)),
     backboneLabels:
@@ -90,7 +112,7 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     hidden: optional(c.hidden, (v) => integer(v, `${path}.hidden`, 0, 8192)) ?? d.hidden,
     dropout: optional(c.dropout, (v) => number(v, `${path}.dropout`, 0, 0.95)) ?? d.dropout,
     learningRate: optional(c.learningRate, (v) => number(v, `${path}.learningRate`, 1e-7, 1)),
-    weightDecay: optional(c.weightDecay, (v) => number(v, `${path}.weightDecay`, 0, 1)) ?? d.weightDecay,
+    weightDecay: optional(c.weightDecay, (v) => number(v, `${path}.weightDecay`, 0, 100)),
     labelSmoothing:
       optional(c.labelSmoothing, (v) => number(v, `${path}.labelSmoothing`, 0, 0.5)) ?? d.labelSmoothing,
     batchSize: optional(c.batchSize, (v) => integer(v, `${path}.batchSize`, 1, 65_536)) ?? d.batchSize,
@@ -100,5 +122,6 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
     featureBatch:
       optional(c.featureBatch, (v) => integer(v, `${path}.featureBatch`, 1, 4096)) ?? d.featureBatch,
     cache: optional(c.cache, (v) => bool(v, `${path}.cache`)) ?? d.cache,
+    flip: optional(c.flip, (v) => bool(v, `${path}.flip`)) ?? d.flip,
   };
 }

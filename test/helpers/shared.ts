@@ -16,3 +16,5 @@ if (!hasShared) {
     `../shared is absent (looked for ${SHARED_SAMPLE_DIR}): tests on real Stanford Dogs photos are skipped`,
   );
 }
+/** The second real backbone: ResNet-50 (float16 weights, 2048-d features); see its README. */
+export const SHARED_RESNET50 = `${SHARED_DIR}/models/resnet50-keras-fp16/resnet50-keras-fp16.onnx`;
