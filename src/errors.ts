@@ -57,3 +57,11 @@ export function isTransientNetworkError(err: unknown): boolean {
   const code = networkErrorCode(err);
   return code !== undefined && TRANSIENT_NETWORK_CODES.has(code);
 }
+
+/**
+ * For the pipeline's own services (the bucket's endpoint) a refused connection is an outage,
+ * retried like a dropped one; a download source that refuses is misconfigured and is not.
+ */
+export function isTransientServiceError(err: unknown): boolean {
+  return isTransientNetworkError(err) || networkErrorCode(err) === 'ECONNREFUSED';
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isTransientNetworkError, networkErrorCode } from '../src/errors.ts';
+import { isTransientNetworkError, isTransientServiceError, networkErrorCode } from '../src/errors.ts';
 
 // Which socket failures are worth a retry: one rule for S3 calls, downloads and uploads.
 
@@ -26,5 +26,11 @@ describe('network error classification', () => {
       expect(isTransientNetworkError(fetchFailure(code)), code).toBe(false);
     }
     expect(isTransientNetworkError(new Error('no code'))).toBe(false);
+  });
+
+  it('counts a refused connection to the pipeline’s own S3 endpoint as an outage, worth a retry', () => {
+    expect(isTransientServiceError(socketError('ECONNREFUSED'))).toBe(true);
+    expect(isTransientServiceError(socketError('ECONNRESET'))).toBe(true);
+    expect(isTransientServiceError(fetchFailure('ENOTFOUND'))).toBe(false);
   });
 });

@@ -5,7 +5,7 @@ import { parseClassName } from '../dataset/profiles.ts';
 import {
   errorMessage,
   InputError,
-  isTransientNetworkError,
+  isTransientServiceError,
   NotFoundError,
   TransientError,
 } from '../errors.ts';
@@ -134,7 +134,7 @@ class Rejected extends Error {
 /** TransientError as is; a connection dropped mid-body (raw socket error) becomes one. */
 function transient(err: unknown): TransientError | undefined {
   if (err instanceof TransientError) return err;
-  return isTransientNetworkError(err) ? new TransientError(errorMessage(err)) : undefined;
+  return isTransientServiceError(err) ? new TransientError(errorMessage(err)) : undefined;
 }
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;

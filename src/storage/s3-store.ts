@@ -13,7 +13,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import {
   DataError,
   errorMessage,
-  isTransientNetworkError,
+  isTransientServiceError,
   NotFoundError,
   TransientError,
 } from '../errors.ts';
@@ -70,7 +70,7 @@ function mapError(err: unknown, bucket: string, key: string): Error {
     const msg = `S3 ${err.name} on s3://${bucket}/${key}: ${err.message}`;
     return status >= 500 || status === 429 || status === 0 ? new TransientError(msg) : new DataError(msg);
   }
-  if (isTransientNetworkError(err)) {
+  if (isTransientServiceError(err)) {
     return new TransientError(`S3 connection error on s3://${bucket}/${key}: ${errorMessage(err)}`);
   }
   return err instanceof Error ? err : new Error(String(err));
