@@ -81,7 +81,7 @@ async function cachedBytes(store: ObjectStore, key: string, sha256: string | und
 /** Loaded models by key and checksum; a promise, so concurrent first calls share one load. */
 const loaded = new Map<string, Promise<ServingModel>>();
 /** Enough for a run's model and the champion; the oldest is released beyond that. */
-const MAX_LOADED = 4;
+export const MAX_LOADED = 4;
 
 /** A model from its bytes (a file given to `dogbreed evaluate`, or an object). */
 export async function servingModelFromBytes(bytes: Uint8Array, source: string): Promise<ServingModel> {
