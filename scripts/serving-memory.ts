@@ -23,13 +23,11 @@ import { IMAGENET_PREPROCESS } from '../src/model/types.ts';
 const SELF = fileURLToPath(import.meta.url);
 const TSNODE = fileURLToPath(new URL('../bin/tsnode.mjs', import.meta.url));
 const MiB = 1024 * 1024;
-/** Stanford Dogs' breed count: the head's width in the pipeline's real runs. */
-const CLASSES = 120;
-
-/** The merged model of these backbones (ImageNet preprocessing) with a zero head over 120 classes. */
+/** The merged model of these backbones (ImageNet preprocessing) with a zero head. */
 export async function buildServingModel(
   backbones: string[],
-  opts: { flip?: boolean } = {},
+  // 120: Stanford Dogs' breed count, the head's width in the pipeline's real runs.
+  { flip = false, classes: CLASSES = 120 }: { flip?: boolean; classes?: number } = {},
 ): Promise<Uint8Array> {
   const parts = [];
   for (const path of backbones) {
@@ -56,7 +54,7 @@ export async function buildServingModel(
     preprocess: JSON.stringify(IMAGENET_PREPROCESS),
     provenance: JSON.stringify({}),
   };
-  return mergeBackbones(parts, head, meta, { flip: opts.flip, layout: IMAGENET_PREPROCESS.layout });
+  return mergeBackbones(parts, head, meta, { flip, layout: IMAGENET_PREPROCESS.layout });
 }
 
 export interface ServingMemory {
