@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,9 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildServingModel, measureServing } from '../scripts/serving-memory.ts';
 import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
+import { MAX_LOADED } from '../src/model/serving-model.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { isUploadImageKey } from '../src/stages/classify-upload.ts';
+import { VALIDATE_BATCH } from '../src/stages/validate-shard.ts';
 import { formatProblems, loadSpec, SpecChecker } from './helpers/cfn-spec.ts';
 import { LAMBDA_NODE_MAJOR, LAMBDA_RUNTIME, lambdaNode } from './helpers/lambda-node.ts';
 import {
@@ -20,6 +23,7 @@ import {
   type Resource,
   type Template,
 } from './helpers/serverless-package.ts';
+import { describeShared, SHARED_BACKBONE, SHARED_RESNET50, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
 
 // `serverless package` (osls + serverless-step-functions + serverless-esbuild), run offline with
 // no AWS credentials at all, and the CloudFormation template and artefacts it produces checked:
@@ -888,4 +892,32 @@ describe('serverless package (offline, no AWS account)', () => {
       'a node_modules above the sandbox would hide a missing layer',
     ).toBe(false);
   }, 60_000);
+  // The largest model the pipeline ships is the two-backbone ensemble (int8 MobileNetV2 +
+  // ResNet-50 stored in float16, float32 once loaded), with the test-time flip (a batch twice as
+  // big). Its peak RSS is measured here, in Node processes of their own running the serving code
+  // (scripts/serving-memory.ts): ClassifyUpload with as many models as its cache holds, Validate
+  // with a full batch. The memory setting must cover it with a quarter to spare (Lambda's MB are
+  // MiB). Measured 2026-12: about 0.8 and 1.0 GiB, see BENCHMARKS.md.
+  describeShared('memory for the largest model (real backbones in ../shared)', () => {
+    const MARGIN = 1.25;
+    it('ClassifyUpload and ValidateShard hold the measured peak RSS of the ensemble, /tmp its cached copies', async () => {
+      const model = await buildServingModel([SHARED_BACKBONE, SHARED_RESNET50], { flip: true });
+      const image = join(SHARED_SAMPLE_DIR, readdirSync(SHARED_SAMPLE_DIR)[0]!);
+      const photo = join(image, readdirSync(image)[0]!);
+      const node = await lambdaNode();
+      const [upload, shard] = await Promise.all([
+        measureServing(model, photo, { batch: 1, loaded: MAX_LOADED }, node),
+        measureServing(model, photo, { batch: VALIDATE_BATCH, loaded: 1 }, node),
+      ]);
+      const memory = (fn: string) => res[`${fn}LambdaFunction`]!.Properties.MemorySize as number;
+      expect(memory('ClassifyUpload')).toBeGreaterThanOrEqual(Math.ceil(upload.peakRssMiB * MARGIN));
+      expect(memory('ValidateShard')).toBeGreaterThanOrEqual(Math.ceil(shard.peakRssMiB * MARGIN));
+      // Both cache models in /tmp (at most MAX_LOADED kept): Lambda's default 512 MB is enough.
+      for (const fn of ['ClassifyUpload', 'ValidateShard']) {
+        const tmp = (res[`${fn}LambdaFunction`]!.Properties.EphemeralStorage as { Size: number } | undefined)
+          ?.Size;
+        expect(tmp ?? 512, fn).toBeGreaterThanOrEqual(Math.ceil(upload.modelMiB * MAX_LOADED * MARGIN));
+      }
+    }, 120_000);
+  });
 });

@@ -24,9 +24,12 @@ describe('training.backbone: one or several', () => {
     expect(() => parseTrainingConfig({ backbone })).toThrow(new InputError(message));
   });
 
-  it('flip defaults to off; weight decay and step size to unset (chosen by the head start)', () => {
+  it('flip and tune default to off; weight decay and step size to unset (chosen by the head start)', () => {
     const cfg = parseTrainingConfig({});
     expect(cfg.flip).toBe(false);
+    expect(cfg.tune).toBe(false);
+    expect(parseTrainingConfig({ tune: true }).tune).toBe(true);
+    expect(() => parseTrainingConfig({ tune: 'yes' })).toThrow(/training\.tune/);
     expect(cfg.weightDecay).toBeUndefined();
     expect(cfg.learningRate).toBeUndefined();
   });

@@ -27,7 +27,7 @@ Usage:
                [--shard-size N] [--profile imagefolder|stanford-dogs] [--min-per-class N]
                [--max-invalid-share F] [--sha256 HEX] [--resize N]
                [--backbone tiny|<onnx url|path>[,…]] [--feature-tensor NAME] [--epochs N] [--views N]
-               [--hidden N] [--learning-rate F] [--patience N] [--flip] [--no-cache] [--json]
+               [--hidden N] [--learning-rate F] [--patience N] [--flip] [--tune] [--no-cache] [--json]
                [--stage NAME [--region R] [--no-wait]]
       Runs the pipeline on the embedded default (local S3 + local Step Functions).
       Without --source it generates a synthetic sample dataset in the workspace.
@@ -37,6 +37,8 @@ Usage:
       backbone built in, enough for the synthetic sample). Several (comma-separated or the flag
       repeated): one head on their concatenated features, still one ONNX model.
       --flip: the model averages each image's logits with its mirror's (test-time flip).
+      --tune: each head is trained over a small grid (step sizes × label smoothing) on the
+      cached features and the best on val kept; every setting's val accuracy is in training.json.
       Preprocessed shards and backbone features are reused from the step cache (cache/ in
       the bucket) when everything that determines them is unchanged; --no-cache recomputes.
   dogbreed resume RUN_ID [--workspace DIR] [--json] [--stage NAME [--region R] [--no-wait]]
@@ -166,6 +168,7 @@ async function runCommand(args: string[]): Promise<number> {
       'learning-rate': { type: 'string' },
       patience: { type: 'string' },
       flip: { type: 'boolean' },
+      tune: { type: 'boolean' },
       stage: { type: 'string' },
       region: { type: 'string' },
       'no-wait': { type: 'boolean', default: false },
@@ -209,6 +212,7 @@ async function runCommand(args: string[]): Promise<number> {
       patience: numberFlag(values.patience, '--patience', 1, 10_000),
       cache: values['no-cache'] ? false : undefined,
       flip: values.flip,
+      tune: values.tune,
     }),
   };
   // Sources given as relative paths mean this directory, not the server's.

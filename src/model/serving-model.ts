@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULTS } from '../config.ts';
@@ -74,14 +74,31 @@ async function cachedBytes(store: ObjectStore, key: string, sha256: string | und
     // Written aside and renamed, so a concurrent reader never sees half a model.
     await writeFile(`${path}.${process.pid}.partial`, bytes);
     await rename(`${path}.${process.pid}.partial`, path);
+    await pruneCache();
   }
   return bytes;
+}
+
+/**
+ * Keeps the newest MAX_LOADED models in /tmp: a warm container that sees the champion change
+ * many times would otherwise fill Lambda's 512 MB of /tmp (an ensemble is about 50 MB).
+ */
+async function pruneCache(): Promise<void> {
+  const files = (await readdir(CACHE_DIR)).filter((f) => f.endsWith('.onnx'));
+  const dated = await Promise.all(
+    files.map(async (f) => ({
+      f,
+      mtime: (await stat(join(CACHE_DIR, f)).catch(() => undefined))?.mtimeMs ?? 0,
+    })),
+  );
+  dated.sort((a, b) => b.mtime - a.mtime);
+  await Promise.all(dated.slice(MAX_LOADED).map(({ f }) => rm(join(CACHE_DIR, f), { force: true })));
 }
 
 /** Loaded models by key and checksum; a promise, so concurrent first calls share one load. */
 const loaded = new Map<string, Promise<ServingModel>>();
 /** Enough for a run's model and the champion; the oldest is released beyond that. */
-const MAX_LOADED = 4;
+export const MAX_LOADED = 4;
 
 /** A model from its bytes (a file given to `dogbreed evaluate`, or an object). */
 export async function servingModelFromBytes(bytes: Uint8Array, source: string): Promise<ServingModel> {

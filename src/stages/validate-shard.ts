@@ -14,7 +14,7 @@ import { keys } from './keys.ts';
 // Validate, one test shard: the run's model.onnx (loaded once per container) over the shard's
 // images, preprocessed as the model's own metadata says, in batches; one predictions object.
 
-const BATCH = 32;
+export const VALIDATE_BATCH = 32;
 
 export async function validateShard(store: ObjectStore, event: ValidateEvent): Promise<ValidationResult> {
   const started = Date.now();
@@ -43,7 +43,7 @@ export async function validateShard(store: ObjectStore, event: ValidateEvent): P
       label: row,
     }),
     model.runner,
-    { batchSize: BATCH, table },
+    { batchSize: VALIDATE_BATCH, table },
   );
   if (images.length !== task.count) {
     throw new DataError(

@@ -86,6 +86,8 @@ export interface BackboneTables {
 export type HeadRecipe = Omit<HeadTrainingOptions, 'learningRate' | 'weightDecay' | 'init' | 'onEpoch'> & {
   learningRate?: number;
   weightDecay?: number;
+  /** Sweep TUNE_GRID around each recipe on the cached features and keep the best on val. */
+  tune?: boolean;
 };
 
 /**
@@ -103,6 +105,12 @@ export const START_RECIPES: Record<HeadStart['kind'], { learningRate: number; we
     { learningRate: 1e-3, weightDecay: 5 },
   ],
 };
+
+/**
+ * `--tune`: each recipe's step size times these factors, each with no label smoothing and the
+ * configured one. Heads train on cached features, so the six runs per recipe are cheap.
+ */
+export const TUNE_GRID = { learningRateFactors: [1 / 3, 1, 3], labelSmoothing: [0] } as const;
 
 export type CandidateName = 'single' | 'concatenated' | 'averaged' | 'zero-shot';
 
@@ -138,7 +146,7 @@ export interface HeadChoice {
   backbones: BackboneSummary[];
   /** Every backbone's rows (scaled by 1/backbones, so the logits average) on the val split. */
   zeroShotValAccuracy?: number;
-  /** Every head trained, with the step size and weight decay it got. */
+  /** Every head trained, with the step size, weight decay and smoothing it got (the `--tune` sweep). */
   trained: TrainedHead[];
 }
 
@@ -146,8 +154,27 @@ export interface TrainedHead {
   label: string;
   learningRate: number;
   weightDecay: number;
-  /** Its best epoch's; the best recipe per label is the one kept. */
+  labelSmoothing: number;
+  /** Its best epoch's; the best recipe per label is the one kept (ties: the lower val loss). */
   valAccuracy: number;
+  valLoss: number;
+}
+
+/** The settings trained per head: the start's recipes (or the given one), swept when tuning. */
+function settings(recipe: HeadRecipe, defaults: { learningRate: number; weightDecay: number }[]) {
+  const given = recipe.learningRate !== undefined || recipe.weightDecay !== undefined;
+  const base = (given ? [defaults[0]!] : defaults).map((d) => ({
+    learningRate: recipe.learningRate ?? d.learningRate,
+    weightDecay: recipe.weightDecay ?? d.weightDecay,
+    labelSmoothing: recipe.labelSmoothing,
+  }));
+  if (!recipe.tune) return base;
+  const smoothing = [...new Set([...TUNE_GRID.labelSmoothing, recipe.labelSmoothing])];
+  return base.flatMap((b) =>
+    TUNE_GRID.learningRateFactors.flatMap((f) =>
+      smoothing.map((labelSmoothing) => ({ ...b, learningRate: b.learningRate * f, labelSmoothing })),
+    ),
+  );
 }
 
 export async function chooseHead(
@@ -174,23 +201,24 @@ export async function chooseHead(
     dim: number,
     init?: LinearRows,
   ) => {
-    const given = recipe.learningRate !== undefined || recipe.weightDecay !== undefined;
-    const defaults = START_RECIPES[init ? 'backbone-classifier-rows' : 'random'];
-    let best: HeadTrainingResult | undefined;
-    let bestAccuracy = -1;
-    for (const d of given ? [defaults[0]!] : defaults) {
-      const learningRate = recipe.learningRate ?? d.learningRate;
-      const weightDecay = recipe.weightDecay ?? d.weightDecay;
+    let best: { result: HeadTrainingResult; valAccuracy: number; valLoss: number } | undefined;
+    for (const setting of settings(recipe, START_RECIPES[init ? 'backbone-classifier-rows' : 'random'])) {
       const result = await trainHead(
         { ...data, featureDim: dim, classes },
-        { ...recipe, learningRate, weightDecay, init, onEpoch: onEpoch && ((e) => onEpoch(label, e)) },
+        { ...recipe, ...setting, init, onEpoch: onEpoch && ((e) => onEpoch(label, e)) },
         tf,
       );
-      const valAccuracy = result.epochs.find((e) => e.epoch === result.bestEpoch)?.valAccuracy ?? 0;
-      trained.push({ label, learningRate, weightDecay, valAccuracy });
-      if (valAccuracy > bestAccuracy) [best, bestAccuracy] = [result, valAccuracy];
+      const epoch = result.epochs.find((e) => e.epoch === result.bestEpoch);
+      const [valAccuracy, valLoss] = [epoch?.valAccuracy ?? 0, epoch?.valLoss ?? Number.POSITIVE_INFINITY];
+      trained.push({ label, ...setting, valAccuracy, valLoss });
+      if (
+        !best ||
+        valAccuracy > best.valAccuracy ||
+        (valAccuracy === best.valAccuracy && valLoss < best.valLoss)
+      )
+        best = { result, valAccuracy, valLoss };
     }
-    return best!;
+    return best!.result;
   };
   const single = backbones.length === 1;
   const alone: HeadTrainingResult[] = [];

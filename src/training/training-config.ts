@@ -36,6 +36,8 @@ export interface TrainingConfig
   cache: boolean;
   /** The model averages the logits of the image and its horizontal mirror (test-time flip). */
   flip: boolean;
+  /** Sweep step sizes and label smoothing per head (TUNE_GRID in head-choice.ts), best on val. */
+  tune: boolean;
 }
 
 export const TRAINING_DEFAULTS: TrainingConfig = {
@@ -53,6 +55,7 @@ export const TRAINING_DEFAULTS: TrainingConfig = {
   featureBatch: 32,
   cache: true,
   flip: false,
+  tune: false,
 };
 
 function triple(v: unknown, path: string): [number, number, number] {
@@ -123,5 +126,6 @@ export function parseTrainingConfig(value: unknown, path = 'training'): Training
       optional(c.featureBatch, (v) => integer(v, `${path}.featureBatch`, 1, 4096)) ?? d.featureBatch,
     cache: optional(c.cache, (v) => bool(v, `${path}.cache`)) ?? d.cache,
     flip: optional(c.flip, (v) => bool(v, `${path}.flip`)) ?? d.flip,
+    tune: optional(c.tune, (v) => bool(v, `${path}.tune`)) ?? d.tune,
   };
 }
