@@ -38,7 +38,8 @@ Usage:
       repeated): one head on their concatenated features, still one ONNX model.
       --flip: the model averages each image's logits with its mirror's (test-time flip).
       Preprocessed shards and backbone features are reused from the step cache (cache/ in
-      the bucket) when everything that determines them is unchanged; --no-cache recomputes.
+      the bucket), and the dataset's verification from its inventory.json, when everything
+      that determines them is unchanged; --no-cache recomputes and verifies again.
   dogbreed resume RUN_ID [--workspace DIR] [--json] [--stage NAME [--region R] [--no-wait]]
       Continues a run that failed or was interrupted, under the same run id, from the state
       that did not finish; the states (and the Map shards) that succeeded are not run again.
