@@ -39,6 +39,8 @@ export interface WriteReportEvent extends RunEvent {
   timings: Record<string, number>;
   /** Preprocess's shards: which were computed and which reused from the cache. */
   shards: { key: string; cached: boolean; seconds?: number }[];
+  /** VerifyDataset: the inventory, and whether it was reused rather than checked again. */
+  verify?: { key: string; cached: boolean; seconds?: number };
 }
 
 export interface FailureEvent {
@@ -77,6 +79,7 @@ export function parseManifestsEvent(event: unknown): ManifestsEvent {
       images: integer(v.images, 'event.verify.images', 0, Number.MAX_SAFE_INTEGER),
       classes: integer(v.classes, 'event.verify.classes', 0, Number.MAX_SAFE_INTEGER),
       invalid: integer(v.invalid, 'event.verify.invalid', 0, Number.MAX_SAFE_INTEGER),
+      reused: v.reused === true,
     },
   };
 }
@@ -122,6 +125,16 @@ function parseTask(v: unknown): ValidationTask {
 
 export function parseValidateEvent(event: unknown): ValidateEvent {
   return { ...parseRunEvent(event), task: parseTask(object(event, 'event').task) };
+}
+
+function parseVerifyUse(v: unknown): WriteReportEvent['verify'] {
+  if (v === undefined) return undefined;
+  const r = object(v, 'event.verify');
+  return {
+    key: string(r.inventoryKey, 'event.verify.inventoryKey', S3_KEY),
+    cached: r.reused === true,
+    seconds: seconds(r.seconds),
+  };
 }
 
 const seconds = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
@@ -170,6 +183,7 @@ export function parseWriteReportEvent(event: unknown): WriteReportEvent {
       };
     }),
     timings: stateTimings(e),
+    verify: parseVerifyUse(e.verify),
     shards: (Array.isArray(e.shards) ? e.shards : []).map((s, i) => {
       const r = object(s, `event.shards[${i}]`);
       return {

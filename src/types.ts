@@ -145,6 +145,8 @@ export interface VerifyResult {
   images: number;
   classes: number;
   invalid: number;
+  /** true: an inventory of the same bytes and profile was there, and the tarball was not read. */
+  reused: boolean;
 }
 
 export interface ManifestsResult {

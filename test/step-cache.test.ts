@@ -27,7 +27,7 @@ async function run(runId: string, config: Partial<PipelineConfig> = {}): Promise
   return r.metrics!;
 }
 
-const use = (m: MetricsReport, state: 'Preprocess' | 'TrainModel') => {
+const use = (m: MetricsReport, state: 'VerifyDataset' | 'Preprocess' | 'TrainModel') => {
   const c = m.cache![state]!;
   return { computed: c.computed, reused: c.reused };
 };
@@ -60,6 +60,7 @@ describe('step cache', () => {
     shards = m.cache!.Preprocess!.shards.length;
     featureShards = m.cache!.TrainModel!.shards.length;
     expect(shards).toBeGreaterThan(2);
+    expect(use(m, 'VerifyDataset')).toEqual({ computed: 1, reused: 0 });
     expect(use(m, 'Preprocess')).toEqual({ computed: shards, reused: 0 });
     expect(use(m, 'TrainModel')).toEqual({ computed: featureShards, reused: 0 });
     const cached = await withWorkspaceStore(workspace, async (store) => {
@@ -71,8 +72,9 @@ describe('step cache', () => {
     expect(cached.filter((k) => k.startsWith('cache/features/'))).toHaveLength(featureShards);
   });
 
-  it('a rerun with only the learning rate changed reuses every shard and all features', async () => {
+  it('a rerun with only the learning rate changed reuses the verification, every shard and all features', async () => {
     const m = await run('lr', { training: { learningRate: 0.01 } });
+    expect(use(m, 'VerifyDataset')).toEqual({ computed: 0, reused: 1 });
     expect(use(m, 'Preprocess')).toEqual({ computed: 0, reused: shards });
     expect(use(m, 'TrainModel')).toEqual({ computed: 0, reused: featureShards });
   });
@@ -106,6 +108,7 @@ describe('step cache', () => {
 
   it('--no-cache recomputes everything, and gives the same model', async () => {
     const m = await run('nocache', { cache: false, training: { cache: false } });
+    expect(use(m, 'VerifyDataset')).toEqual({ computed: 1, reused: 0 });
     expect(use(m, 'Preprocess')).toEqual({ computed: shards, reused: 0 });
     expect(use(m, 'TrainModel')).toEqual({ computed: featureShards, reused: 0 });
     expect((await modelBytesBesidesRunId('nocache')).equals(await modelBytesBesidesRunId('fill'))).toBe(true);

@@ -40,7 +40,8 @@ Usage:
       --tune: each head is trained over a small grid (step sizes × label smoothing) on the
       cached features and the best on val kept; every setting's val accuracy is in training.json.
       Preprocessed shards and backbone features are reused from the step cache (cache/ in
-      the bucket) when everything that determines them is unchanged; --no-cache recomputes.
+      the bucket), and the dataset's verification from its inventory.json, when everything
+      that determines them is unchanged; --no-cache recomputes and verifies again.
   dogbreed resume RUN_ID [--workspace DIR] [--json] [--stage NAME [--region R] [--no-wait]]
       Continues a run that failed or was interrupted, under the same run id, from the state
       that did not finish; the states (and the Map shards) that succeeded are not run again.

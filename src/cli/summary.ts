@@ -134,7 +134,9 @@ export function printRunSummary(s: RunSummary, log: (line: string) => void): voi
     log(
       `dataset   ${s3(o.dataset.tarKey)} (${o.verify.images} images, ${o.verify.classes} classes, ${o.verify.invalid} invalid${o.dataset.skipped ? ', already present: not fetched again' : ''})`,
     );
-    log(`index     ${s3(o.verify.indexKey)}`);
+    log(
+      `index     ${s3(o.verify.indexKey)}${o.verify.reused ? ' (verification reused: same sha256 and profile as before)' : ''}`,
+    );
     log(
       `manifests train ${o.counts.train} · val ${o.counts.val} · test ${o.counts.test} → ${s3(`runs/${s.runId}/manifests/`)}`,
     );

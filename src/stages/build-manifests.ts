@@ -26,12 +26,12 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
     rows = parseJsonl(await store.getText(verify.indexKey), verify.indexKey, isIndexRow);
   } catch (err) {
     if (err instanceof SyntaxError)
-      throw new DataError(`${err.message}: run VerifyDataset again to rebuild it`);
+      throw new DataError(`${err.message}: run again with --no-cache so VerifyDataset rebuilds it`);
     throw err;
   }
   if (rows.length !== inventory.images) {
     throw new DataError(
-      `${verify.indexKey} has ${rows.length} rows but the inventory counts ${inventory.images} images: run VerifyDataset again`,
+      `${verify.indexKey} has ${rows.length} rows but the inventory counts ${inventory.images} images: run again with --no-cache so VerifyDataset rebuilds it`,
     );
   }
 

@@ -178,6 +178,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
     promotion,
     timings: event.timings,
     cache: {
+      ...(event.verify ? { VerifyDataset: cacheUse([event.verify]) } : {}),
       Preprocess: cacheUse(event.shards),
       TrainModel: cacheUse((training.data?.featureShards ?? []).map((s) => ({ ...s, key: s.shardKey }))),
     },
