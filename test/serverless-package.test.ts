@@ -193,6 +193,10 @@ const S3_GRANTS: Record<string, string[]> = {
   ],
   VerifyDatasetRole: [
     's3:GetObject datasets/*/images.tar',
+    // An earlier verification of the same bytes and profile is reused (inventory.json, index.jsonl).
+    's3:GetObject datasets/*/index.jsonl',
+    's3:GetObject datasets/*/inventory.json',
+    's3:ListBucket  prefix datasets/*/index.jsonl,datasets/*/inventory.json',
     's3:PutObject datasets/*/index.jsonl',
     's3:PutObject datasets/*/inventory.json',
   ],
