@@ -5,6 +5,7 @@ import { delimiter, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { errorMessage } from '../src/errors.ts';
+import { cudaProviderLibrary } from '../src/model/batch-model.ts';
 import { evalView } from '../src/model/image-tensor.ts';
 import { loadTf } from '../src/model/tf-backend.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
@@ -86,7 +87,7 @@ export async function selfCheck(opts: SelfCheckOptions): Promise<SelfCheckReport
   }
 
   const ortCheck: ModuleCheck = { installed: true, loaded: false, version: ort.env.versions.node };
-  const cudaProviderLib = join(ortBinaryDir(), 'libonnxruntime_providers_cuda.so');
+  const cudaProviderLib = cudaProviderLibrary();
   const cudaInstalled = existsSync(cudaProviderLib);
   const cudaMissingLibraries = cudaInstalled ? missingDependencies(cudaProviderLib) : [];
   let ranOn: string | null = null;
@@ -179,12 +180,6 @@ async function checkTfjsNodeGpu(): Promise<ModuleCheck> {
   } catch (err) {
     return { installed: true, loaded: false, error: errorMessage(err) };
   }
-}
-
-/** Where onnxruntime-node keeps its native libraries (and the CUDA provider its install fetches). */
-function ortBinaryDir(): string {
-  const main = require.resolve('onnxruntime-node');
-  return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
 }
 
 /** `ldd` lines "libfoo.so.1 => not found", but for the driver's own libraries. */

@@ -18,17 +18,17 @@ const DECODE_CONCURRENCY = 4;
 
 let cuda: boolean | undefined;
 
-/**
- * Whether onnxruntime-node's CUDA provider library is installed beside its binding (the npm
- * install downloads it on GPU machines; here it is skipped). Asking for 'cuda' without it only
- * logs errors and runs on the CPU anyway.
- */
+/** Where onnxruntime-node's CUDA provider library goes: beside its binding (the npm install
+ * downloads it on GPU machines; here it is skipped). */
+export function cudaProviderLibrary(): string {
+  const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
+  const dir = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return join(dir, 'libonnxruntime_providers_cuda.so');
+}
+
+/** Asking for 'cuda' without the provider library only logs errors and runs on the CPU anyway. */
 function hasCudaProvider(): boolean {
-  if (cuda === undefined) {
-    const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
-    const dir = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
-    cuda = existsSync(join(dir, 'libonnxruntime_providers_cuda.so'));
-  }
+  cuda ??= existsSync(cudaProviderLibrary());
   return cuda;
 }
 
