@@ -8,7 +8,7 @@ import { type ExecutionStart, isAlive, journalKeys, readStart } from '../stages/
 import { keys } from '../stages/keys.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/s3-store.ts';
-import type { FailureReport, PipelineConfig } from '../types.ts';
+import type { ExecutionInput, FailureReport, PipelineConfig } from '../types.ts';
 import { loadLocalDefinition } from './definition.ts';
 import { localHandlers } from './handlers.ts';
 import { journaledHandlers } from './journaled-handlers.ts';
@@ -122,7 +122,7 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
     const result = await runStateMachine({
       definition,
       executionName: runId,
-      input: { config },
+      input: { config } satisfies ExecutionInput,
       handlers: journal.handlers,
       onEvent: opts.onEvent,
       signal: opts.signal,
