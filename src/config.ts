@@ -15,6 +15,7 @@ import {
 } from './schema/fields.ts';
 import { parseInput } from './schema/parse.ts';
 import { TrainingConfigSchema } from './training/training-config.ts';
+import { PROFILE_NAMES } from './types.ts';
 
 // The run configuration: what the execution input may say, with the defaults every handler
 // applies, so an execution started from the AWS console with only a source works. Checked whole
@@ -71,8 +72,9 @@ export const ConfigSchema = record({
     .transform((s) => s.toLowerCase())
     .pipe(sha256())
     .optional(),
-  profile: oneOf(['stanford-dogs', 'imagefolder']).default(DEFAULTS.profile),
+  profile: oneOf(PROFILE_NAMES).default(DEFAULTS.profile),
   minPerClass: integer(1, 1_000_000).optional(),
+  /** Largest share of invalid images tolerated (0.05: 5%); the profile's by default. */
   maxInvalidShare: number(0, 1).optional(),
   seed: seed().default(DEFAULTS.seed),
   split: SplitSchema.default(() => DEFAULTS.split.slice() as SplitRatios),

@@ -41,29 +41,26 @@ export const VerifyResultSchema = object({
 });
 export type VerifyResult = z.output<typeof VerifyResultSchema>;
 
-const split = oneOf(SPLITS);
-const shardIndex = integer(0, MAX_SHARD_INDEX);
-const shardCount = integer(1, MAX_SHARD_SIZE);
+/** What both fan-outs say of a shard: its number within its split and how many images it holds. */
+const shardPlace = { index: integer(0, MAX_SHARD_INDEX), count: integer(1, MAX_SHARD_SIZE) };
 
 /** One unit of the Preprocess fan-out: a slice of one split's manifest. */
 export const ShardTaskSchema = object({
-  split,
-  index: shardIndex,
+  split: oneOf(SPLITS),
+  ...shardPlace,
   /** JSON Lines list of the ManifestRows of this shard. */
   listKey: s3Key(),
   /** Where the WebDataset tar shard goes. */
   outputKey: s3Key(),
-  count: shardCount,
 });
 export type ShardTask = z.output<typeof ShardTaskSchema>;
 
 /** One unit of the Validate fan-out: a preprocessed test shard. */
 export const ValidationTaskSchema = object({
-  index: shardIndex,
+  ...shardPlace,
   /** The preprocessed test shard (written by Preprocess). */
   shardKey: s3Key(),
   predictionsKey: s3Key(),
-  count: shardCount,
 });
 export type ValidationTask = z.output<typeof ValidationTaskSchema>;
 

@@ -32,8 +32,11 @@ export interface InvalidEntry {
   reason: string;
 }
 
+export const PROFILE_NAMES = ['stanford-dogs', 'imagefolder'] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
+
 export interface DatasetProfile {
-  name: 'stanford-dogs' | 'imagefolder';
+  name: ProfileName;
   /** Exact class count required (Stanford Dogs: 120), or undefined. */
   expectedClasses?: number;
   /** Exact image count required (Stanford Dogs: 20,580), or undefined. */

@@ -60,6 +60,7 @@ describe('parseConfig', () => {
       'config.training.weightDecay must keep learningRate × weightDecay below 1, got 0.5 × 100',
     ],
     [{ source: 'x', maxInvalidShare: 2 }, 'config.maxInvalidShare must be a number from 0 to 1, got 2'],
+    [{ source: 'x', minPerClass: 0 }, 'config.minPerClass must be an integer from 1 to 1000000, got 0'],
     [{ source: 'x', cache: 'no' }, 'config.cache must be true or false, got "no"'],
     [
       { source: 'x', training: { epochs: 0 } },

@@ -3,12 +3,12 @@ import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigSchema, type PipelineConfig } from '../config.ts';
-import { writeSampleTarball } from '../dataset/sample-data.ts';
+import { SAMPLE_FIELDS, writeSampleTarball } from '../dataset/sample-data.ts';
 import { errorMessage, InputError } from '../errors.ts';
 import { DEFINITION_PATH } from '../local/definition.ts';
 import { type LocalRunResult, newRunId, runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
-import { integer, RUN_ID, record, seed, text } from '../schema/fields.ts';
+import { RUN_ID, record, text } from '../schema/fields.ts';
 import type { ShardTask, ValidationTask } from '../types.ts';
 import { cacheCommand } from './cache-command.ts';
 import { classifyCommand } from './classify-command.ts';
@@ -108,9 +108,9 @@ export const SAMPLE_DEFAULTS = { classes: 10, perClass: 30, seed: 1 };
 
 const SampleDataOptionsSchema = record({
   out: text(),
-  classes: integer(2, 120).default(SAMPLE_DEFAULTS.classes),
-  perClass: integer(3, 10_000).default(SAMPLE_DEFAULTS.perClass),
-  seed: seed().default(SAMPLE_DEFAULTS.seed),
+  classes: SAMPLE_FIELDS.classes.default(SAMPLE_DEFAULTS.classes),
+  perClass: SAMPLE_FIELDS.perClass.default(SAMPLE_DEFAULTS.perClass),
+  seed: SAMPLE_FIELDS.seed.default(SAMPLE_DEFAULTS.seed),
 });
 
 const SAMPLE_DATA_FLAGS: Record<string, FlagSpec> = {
