@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigSchema, MAX_SHARD_INDEX, MAX_SHARD_SIZE } from './config.ts';
 import {
   count,

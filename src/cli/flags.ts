@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { parseInput } from '../schema/parse.ts';
 
 // Flags to schema input, and schema refusals back to flags: the one place the CLI maps an

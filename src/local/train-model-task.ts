@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { InputError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { list, object, text } from '../schema/fields.ts';

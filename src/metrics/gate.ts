@@ -1,7 +1,7 @@
 // The quality gate a run must pass before it may replace the champion model, and the promotion
 // decision itself. Reasons are written for people reading the report, so they carry the numbers.
 
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { number, record } from '../schema/fields.ts';
 import { parseInput } from '../schema/parse.ts';
 import type { GateResult, MetricsReport, Promotion } from './types.ts';

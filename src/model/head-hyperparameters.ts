@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { integer, number, numberAbove, object, seed } from '../schema/fields.ts';
 
 // The classifier head's hyperparameters and their limits, written once: the run configuration

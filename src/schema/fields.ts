@@ -1,4 +1,7 @@
-import { z } from 'zod';
+import * as z from 'zod';
+
+// Everywhere `import * as z`, not `import { z }`: through the namespace import esbuild leaves
+// zod's locales out of the Lambda bundles (176 KiB of zod in each instead of 734 KiB).
 
 // Field schemas phrased for parse.ts: each error reads after the field's name
 // ("config.seed must be an integer from 0 to 4294967295"), and parse.ts adds the value given.

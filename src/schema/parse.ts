@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { InputError } from '../errors.ts';
 
 // The one place a schema's refusal becomes an InputError. Every message names the field as the

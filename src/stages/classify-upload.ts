@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { sniffImage } from '../dataset/image-sniff.ts';
 import { parseClassName } from '../dataset/profiles.ts';
 import {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { checkDecayStep, HEAD_HYPERPARAMETERS, MAX_EPOCHS } from '../model/head-hyperparameters.ts';
 import { flag, integer, list, number, oneOf, record, text } from '../schema/fields.ts';
 import { parseInput } from '../schema/parse.ts';
