@@ -2,6 +2,7 @@ import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { ExecutionAbortedError, StateMachine } from 'aws-local-stepfunctions';
+import { executionArnOf } from '../aws/execution.ts';
 import { errorMessage } from '../errors.ts';
 import { withCaller } from '../storage/call-log.ts';
 
@@ -48,7 +49,11 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-function lambdaContext(name: string, timeoutMs: number): Context {
+/** The local state machine's ARN, and its executions', named as on AWS. */
+export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:dogbreed-local';
+export const localExecutionArn = (name: string) => executionArnOf(LOCAL_STATE_MACHINE_ARN, name);
+
+export function lambdaContext(name: string, timeoutMs: number): Context {
   const deadline = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,
@@ -100,7 +105,7 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
     overrides: { taskResourceLocalHandlers },
     context: {
       Execution: {
-        Id: `arn:aws:states:us-east-1:000000000000:execution:dogbreed-local:${opts.executionName}`,
+        Id: localExecutionArn(opts.executionName),
         Name: opts.executionName,
         Input: opts.input as never,
         StartTime: new Date().toISOString(),
