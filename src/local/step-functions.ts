@@ -126,11 +126,8 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
       execution.abort();
     }
   };
-  /** States whose error was caught: their StateExited leads to the Catch target. */
-  const caught = new Set<string>();
   const watch = (async () => {
     for await (const event of execution.eventLogs) {
-      if (event.type === 'StateCaught' && event.index === undefined) caught.add(event.state.name);
       if (event.type === 'StateEntered' || event.type === 'StateExited' || event.type === 'StateFailed') {
         const { name } = event.state;
         if (event.type === 'StateEntered') {
@@ -149,9 +146,7 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
           const t = timings.get(name);
           if (t) {
             t.endedAt = event.timestamp;
-            // A caught failure exits the state too (on to its Catch target): it stays failed.
-            if (event.type === 'StateFailed') t.status = 'failed';
-            else if (!caught.has(name) || event.index !== undefined) t.status = 'succeeded';
+            t.status = event.type === 'StateFailed' ? 'failed' : 'succeeded';
           }
           if (event.type === 'StateExited') measure(name, 'output', event.state.output);
         }
