@@ -6,6 +6,7 @@ import { handler } from '../functions/report-failure.ts';
 import { type ExecutionStatusChange, parseExecutionStatusChange } from '../src/execution-status-event.ts';
 import { useLocalS3 } from '../src/local/pipeline.ts';
 import { readableCause, reportFailure } from '../src/stages/report-failure.ts';
+import { readRun } from '../src/stages/runs.ts';
 import type { FailureReport } from '../src/types.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 
@@ -241,6 +242,12 @@ describe('ReportFailure', () => {
     );
     expect(out).toEqual({ runId: 'run-late', superseded: true });
     expect(await t.store.head('reports/run-late/failure.json')).toBeUndefined();
+  });
+
+  it('a run whose resume succeeded is listed as succeeded, even with a stale failure.json beside its metrics', async () => {
+    await t.store.putJson('reports/run-both/failure.json', { runId: 'run-both', state: 'Validate' });
+    await t.store.putJson('reports/run-both/metrics.json', { runId: 'run-both' });
+    expect((await readRun(t.store, 'run-both')).status).toBe('succeeded');
   });
 
   it('the Lambda handler reads the whole history with GetExecutionHistory, page by page', async () => {

@@ -100,12 +100,12 @@ export function statusChangeEvent(opts: {
       inputDetails: { included: true },
       output: null,
       outputDetails: null,
-      error: opts.result.error ?? null,
-      cause: opts.result.cause ?? null,
+      // As on AWS, only a failure carries its error: a stop says nothing of its own here.
+      error: opts.result.status === 'FAILED' ? (opts.result.error ?? null) : null,
+      cause: opts.result.status === 'FAILED' ? (opts.result.cause ?? null) : null,
+      // A local resume starts the execution again rather than redriving it.
       redriveCount: 0,
       redriveDate: null,
-      redriveStatus: 'REDRIVABLE',
-      redriveStatusReason: 'Execution is REDRIVABLE',
     },
   };
 }
