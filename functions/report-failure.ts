@@ -13,5 +13,7 @@ export const reportFailureHandler = (history: HistorySource) =>
     reportFailure(storeFromEnv(), event, history(event.executionArn)),
   );
 
-const sfn = new SFNClient({ maxAttempts: 6 });
+// Throttled history calls are retried by executionHistory; any other error fails the invocation,
+// which Lambda retries (EventBridge invokes it asynchronously).
+const sfn = new SFNClient({ maxAttempts: 1 });
 export const handler = reportFailureHandler((executionArn) => executionHistory(sfn, executionArn));
