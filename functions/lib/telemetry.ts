@@ -13,8 +13,8 @@ import { onLambda as onLambdaNow } from './on-lambda.ts';
 // POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL.
 //
 // The local runtime calls the same handlers in-process and shows the core's log lines in its
-// progress display: there the log sink is left alone and no
-// metric is emitted, so nothing lands on the terminal's stdout.
+// progress display: there the log sink is left alone and no metric is emitted, so nothing lands
+// on the terminal's stdout.
 
 /** Decided once: the Lambda runtime sets its environment before it loads the handler's module. */
 const onLambda = onLambdaNow();
