@@ -131,6 +131,49 @@ describe('esbuild bundles of functions/', () => {
     }
   });
 
+  it('on Lambda, a bundled handler writes Powertools JSON log lines and EMF metrics (on Lambda’s Node)', async () => {
+    const out = await invokeBundle<{ failed: number }>(
+      join(outdir, 'classify-upload.mjs'),
+      {
+        Records: [
+          {
+            eventName: 'ObjectCreated:Put',
+            s3: { bucket: { name: t.s3.bucket }, object: { key: 'uploads/gone.jpg', size: 1000 } },
+          },
+        ],
+      },
+      {
+        ...lambdaEnv(),
+        AWS_LAMBDA_FUNCTION_NAME: 'dogbreed-pipeline-test-ClassifyUpload',
+        AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+        POWERTOOLS_SERVICE_NAME: 'dogbreed-pipeline-test',
+        POWERTOOLS_METRICS_NAMESPACE: 'DogbreedPipeline',
+      },
+    );
+    if (!out.ok) throw new Error(`the handler failed: ${out.error.name}: ${out.error.message}`);
+    expect(out.result.failed).toBe(1);
+    const json = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The upload is gone: an error document, logged as a warning with the invocation's keys.
+    expect(json(out.output.stderr)).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: expect.stringContaining('uploads/gone.jpg no longer exists'),
+        key: 'uploads/gone.jpg',
+        service: 'dogbreed-pipeline-test',
+        function_request_id: 'test',
+        cold_start: true,
+      }),
+    ]);
+    const emf = json(out.output.stdout) as {
+      _aws: { CloudWatchMetrics: { Metrics: { Name: string }[] }[] };
+    }[];
+    expect(emf.map((d) => d._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name))).toEqual([
+      ['ColdStart'],
+      ['UploadsClassified', 'UploadErrors'],
+    ]);
+    expect(emf[1]).toMatchObject({ state: 'ClassifyUpload', UploadsClassified: 0, UploadErrors: 1 });
+  });
+
   it('the training job bundles into one file that checks its environment contract', async () => {
     await bundleTrainJob(outdir);
     const env = { ...process.env, DOGBREED_RUN_ID: '../bad', DOGBREED_BUCKET: 'b' };

@@ -330,6 +330,17 @@ describe('serverless package (offline, no AWS account)', () => {
     }
   });
 
+  it('gives every function the Powertools service (stage included), metrics namespace and log level', () => {
+    for (const name of Object.keys(FUNCTIONS)) {
+      const env = (res[`${name}LambdaFunction`]!.Properties.Environment as Obj).Variables as Obj;
+      expect(env, name).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: 'dogbreed-pipeline-test',
+        POWERTOOLS_METRICS_NAMESPACE: 'DogbreedPipeline',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      });
+    }
+  });
+
   it('refuses every request that is not TLS (≥ 1.2) to the bucket and its objects', () => {
     const policy = res.DataBucketPolicy!.Properties;
     expect(policy.Bucket).toEqual(ref('DataBucket'));
