@@ -12,7 +12,6 @@ import {
   s3Key,
   seconds,
   sha256,
-  text,
 } from './schema/fields.ts';
 import { type Naming, parseInput } from './schema/parse.ts';
 import { SPLITS } from './types.ts';
@@ -128,17 +127,6 @@ export const WriteReportEventSchema = RunEventSchema.extend({
 });
 export type WriteReportEvent = z.output<typeof WriteReportEventSchema>;
 
-/** ReportFailure's input: the Catch of the state that failed. */
-export const FailureEventSchema = object({
-  runId: runId(),
-  state: text(),
-  error: object({
-    Error: z.string().catch('Unknown'),
-    Cause: z.unknown().transform((c) => (typeof c === 'string' ? c : JSON.stringify(c ?? ''))),
-  }),
-});
-export type FailureEvent = z.output<typeof FailureEventSchema>;
-
 const EVENT: Naming = { name: 'event', bare: true };
 
 export const parseRunEvent = (event: unknown): RunEvent => parseInput(RunEventSchema, event, EVENT);
@@ -151,5 +139,3 @@ export const parseValidateEvent = (event: unknown): ValidateEvent =>
   parseInput(ValidateEventSchema, event, EVENT);
 export const parseWriteReportEvent = (event: unknown): WriteReportEvent =>
   parseInput(WriteReportEventSchema, event, EVENT);
-export const parseFailureEvent = (event: unknown): FailureEvent =>
-  parseInput(FailureEventSchema, event, EVENT);

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.ts';
 import { InputError } from '../src/errors.ts';
 import {
-  parseFailureEvent,
   parseManifestsEvent,
   parsePreprocessEvent,
   parseRunEvent,
@@ -149,12 +148,6 @@ describe('state events', () => {
       },
       'predictions[0].images must be an integer from 0 to 100000, got "three"',
     ],
-    [
-      'ReportFailure: no state',
-      parseFailureEvent,
-      { runId: 'r1', error: { Error: 'E', Cause: 'c' } },
-      'state must be a non-empty string, got nothing',
-    ],
   ])('refuses %s', (_, parse, event, message) => {
     expect(() => parse(event)).toThrow(new InputError(message));
   });
@@ -188,14 +181,5 @@ describe('state events', () => {
       { key: 's0', cached: true, seconds: 1 },
       { key: 's1', cached: false, seconds: 2.5 },
     ]);
-  });
-
-  it('accepts a Catch error object whatever its Cause', () => {
-    expect(
-      parseFailureEvent({ runId: 'r', state: 'S', error: { Error: 'E', Cause: { a: 1 } } }).error,
-    ).toEqual({
-      Error: 'E',
-      Cause: '{"a":1}',
-    });
   });
 });

@@ -135,17 +135,23 @@ export class HistoryTranslator {
   }
 }
 
-/** The id of the execution's last ExecutionRedriven event: earlier events are the failed attempts. */
-async function lastRedriveEventId(sfn: SFNClient, executionArn: string): Promise<number> {
-  let last = 0;
+/** An execution's whole history, oldest first, page by page. */
+export async function* executionHistory(sfn: SFNClient, executionArn: string): AsyncGenerator<HistoryEvent> {
   let token: string | undefined;
   do {
     const page = await call(() =>
       sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 })),
     );
-    for (const e of page.events ?? []) if (e.type === 'ExecutionRedriven') last = e.id ?? last;
+    yield* page.events ?? [];
     token = page.nextToken;
   } while (token);
+}
+
+/** The id of the execution's last ExecutionRedriven event: earlier events are the failed attempts. */
+async function lastRedriveEventId(sfn: SFNClient, executionArn: string): Promise<number> {
+  let last = 0;
+  for await (const e of executionHistory(sfn, executionArn))
+    if (e.type === 'ExecutionRedriven') last = e.id ?? last;
   return last;
 }
 
