@@ -12,7 +12,7 @@ import { readTar } from '../src/dataset/tar-reader.ts';
 import { type TarFile, tarStream } from '../src/dataset/tar-writer.ts';
 import type { VerifyEvent } from '../src/events.ts';
 import { startLocalS3 } from '../src/local/s3-server.ts';
-import { keys } from '../src/stages/keys.ts';
+import { keys } from '../src/storage/layout.ts';
 import { verifyDataset } from '../src/stages/verify-dataset.ts';
 import { openStore } from '../src/storage/s3-store.ts';
 import { makeJpegs } from './images.ts';

@@ -18,11 +18,11 @@ import {
   trainedShorterSide,
 } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
+import { type Champion, readChampion } from '../storage/champion.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ImageFormat } from '../types.ts';
 import { array, object, string } from '../validate.ts';
-import { keys } from './keys.ts';
-import type { Champion } from './write-report.ts';
+import { keys } from '../storage/layout.ts';
 
 // Upload classification: uploads/<name> → predictions/<name>.json, with the champion model
 // (models/current.json), preprocessed exactly as Preprocess + Validate see images. Bad input
@@ -168,25 +168,23 @@ async function readUpload(store: ObjectStore, key: string, maxBytes: number): Pr
 }
 
 /**
- * The champion pointer by ETag, with the model it names. One HEAD per upload notices a promotion;
- * models are never overwritten (a run writes its own), so an unchanged pointer means the same model.
+ * The champion pointer, read whole on every upload (one GET notices a promotion), with the model it
+ * names, kept while the pointer names the same model: models are never overwritten (a run writes
+ * its own), so the same key and checksum mean the same model.
  */
-let current: { id: string; champion: Champion; model: Promise<ServingModel> } | undefined;
+let current: { id: string; model: Promise<ServingModel> } | undefined;
 
 async function championModel(store: ObjectStore): Promise<{ champion: Champion; model: ServingModel }> {
-  const info = await store.head(keys.champion());
-  if (!info) {
+  const champion = await readChampion(store);
+  if (!champion) {
     throw new Rejected(
       'NoChampion',
       `no champion model yet (s3://${store.bucket}/${keys.champion()} is missing): run \`dogbreed run\` first, then upload again`,
     );
   }
-  const id = `${store.bucket}@${info.etag}`;
-  if (current?.id !== id) {
-    const champion = await store.getJson<Champion>(keys.champion());
-    current = { id, champion, model: loadServingModel(store, champion.modelKey) };
-  }
-  const { champion, model } = current;
+  const id = `${store.bucket}/${champion.modelKey}@${champion.modelSha256}`;
+  if (current?.id !== id) current = { id, model: loadServingModel(store, champion.modelKey) };
+  const { model } = current;
   const unavailable = (why: string) =>
     new Rejected(
       'ModelUnavailable',

@@ -10,7 +10,7 @@ import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import type { ShardResult, ShardSample } from '../types.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
 import { parseJsonl } from '../util/jsonl.ts';
-import { keys } from './keys.ts';
+import { keys } from '../storage/layout.ts';
 
 // Preprocess, one shard: ranged GETs straight out of the tarball (offsets from the index, no
 // extraction; neighbouring members share a GET), decode + resize, and one WebDataset tar (<id>.jpg + <id>.json) written with a

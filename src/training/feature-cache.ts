@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { logger } from '../log.ts';
 import { RowTable } from '../model/batch-model.ts';
 import type { PreprocessSpec } from '../model/types.ts';
-import { keys } from '../stages/keys.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ShardFeatures } from './features.ts';
 
