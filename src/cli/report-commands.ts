@@ -4,8 +4,8 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../errors.ts';
 import type { ClassMetrics, MetricsReport } from '../metrics/types.ts';
 import { evaluateModel } from '../queries/evaluate.ts';
-import { keys } from '../storage/layout.ts';
 import { listRuns, readRun, resolveRunId } from '../queries/runs.ts';
+import { keys } from '../storage/layout.ts';
 import { withStore } from './workspace.ts';
 
 // `dogbreed runs | report | compare | evaluate`: reading what runs produced.

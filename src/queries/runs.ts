@@ -2,10 +2,10 @@ import { hostname } from 'node:os';
 import { InputError } from '../errors.ts';
 import type { MetricsReport } from '../metrics/types.ts';
 import { readChampion } from '../storage/champion.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
-import type { FailureReport } from '../types.ts';
 import { isAlive, readStart } from '../storage/execution-journal.ts';
 import { keys } from '../storage/layout.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import type { FailureReport } from '../types.ts';
 
 // What the bucket says about past runs: for `dogbreed runs`, `report` and `compare`.
 

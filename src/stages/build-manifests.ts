@@ -3,11 +3,11 @@ import { planShards, shardRows, stratifiedSplit } from '../dataset/split.ts';
 import { DataError } from '../errors.ts';
 import type { ManifestsEvent } from '../events.ts';
 import { logger } from '../log.ts';
+import { keys } from '../storage/layout.ts';
 import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import type { IndexRow, Inventory, ManifestsResult } from '../types.ts';
 import { SPLITS } from '../types.ts';
 import { parseJsonl, toJsonl } from '../util/jsonl.ts';
-import { keys } from '../storage/layout.ts';
 
 // BuildManifests: the verified index → seeded stratified train/val/test manifests (JSON Lines)
 // and one list object per shard for the Preprocess fan-out. Same seed and index, same bytes.

@@ -19,10 +19,10 @@ import {
 } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
 import { type Champion, readChampion } from '../storage/champion.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ImageFormat } from '../types.ts';
 import { array, object, string } from '../validate.ts';
-import { keys } from '../storage/layout.ts';
 
 // Upload classification: uploads/<name> → predictions/<name>.json, with the champion model
 // (models/current.json), preprocessed exactly as Preprocess + Validate see images. Bad input

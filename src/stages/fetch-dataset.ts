@@ -10,9 +10,9 @@ import {
 } from '../dataset/sources.ts';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FetchResult } from '../types.ts';
-import { keys } from '../storage/layout.ts';
 
 // FetchDataset: stream the source into the bucket (multipart, bounded memory), hashing on
 // the way. Content-addressed: the dataset id is the start of the SHA-256, so the same bytes

@@ -1,7 +1,7 @@
 import type { FailureEvent } from '../events.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FailureReport } from '../types.ts';
-import { keys } from '../storage/layout.ts';
 
 // ReportFailure: the Catch target of every state. Lambda failures arrive with a JSON Cause
 // ({errorType, errorMessage, trace}); a failed batch:submitJob.sync with the Batch job's

@@ -8,10 +8,10 @@ import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
 import type { BackboneCard, CacheUse, MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
 import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
 import { readChampion, writeChampion } from '../storage/champion.ts';
-import type { ObjectStore } from '../storage/object-store.ts';
-import { readShard } from '../training/shard-reader.ts';
 import { readResumes } from '../storage/execution-journal.ts';
 import { keys } from '../storage/layout.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { readShard } from '../training/shard-reader.ts';
 
 // WriteReport: every predictions shard → metrics.json (with the quality gate) and report.html,
 // and the model promoted to champion when it passes the gate and beats the current one.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { ObjectStore } from './object-store.ts';
 import type { PipelineConfig } from '../types.ts';
+import type { ObjectStore } from './object-store.ts';
 
 // What a run records about its own execution, so that a failed or killed run can be resumed
 // under the same run id: its input, each Task's result (keyed by the Task and the hash of its
