@@ -81,7 +81,7 @@ async function buildShard(
   list: string,
 ): Promise<{ tar: Buffer; metadata: { sha256: string; images: string } }> {
   const { shard, tarKey, config } = event;
-  const rows = parseJsonl(list, shard.listKey, isManifestRow);
+  const rows = parseJsonl(list, shard.listKey, isManifestRow, 'run BuildManifests again');
   if (rows.length !== shard.count) {
     throw new DataError(
       `${shard.listKey} lists ${rows.length} images, the plan says ${shard.count}: run BuildManifests again`,
