@@ -310,21 +310,6 @@ describe('deployed stages', () => {
       }),
     ).rejects.toThrow(/cannot resume .*20261129-120000-ffff: Execution is not redrivable \(only a failed/);
   });
-
-  it('retries a throttled history call instead of failing the follow', async () => {
-    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-    sfn
-      .on(GetExecutionHistoryCommand)
-      .rejectsOnce(throttled)
-      .resolves({
-        events: history([
-          { type: 'ExecutionSucceeded', executionSucceededEventDetails: { output: '{"ok":1}' } },
-        ]),
-      });
-    const r = await followExecution(new SFNClient({ region: 'us-east-1' }), 'arn:exec:x', { pollMs: 1 });
-    expect(r).toEqual({ status: 'SUCCEEDED', output: { ok: 1 } });
-    expect(sfn.commandCalls(GetExecutionHistoryCommand)).toHaveLength(2);
-  });
 });
 
 function METRICS(runId: string) {

@@ -3,12 +3,12 @@ import {
   GetExecutionHistoryCommand,
   type HistoryEvent,
   RedriveExecutionCommand,
-  type SFNClient,
+  SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { InputError, TransientError } from '../errors.ts';
+import { InputError } from '../errors.ts';
 import type { EventLog } from '../local/step-functions.ts';
-import { withRetry } from '../util/retry.ts';
+import { SDK_RETRY, withRetryRule } from './sdk-retry.ts';
 
 // A run on a deployed stage: StartExecution, then the execution history polled and turned into
 // the same events the local engine emits, so the same progress display follows it.
@@ -20,15 +20,11 @@ export interface FollowResult {
   cause?: string;
 }
 
-const THROTTLED = /Throttl|TooManyRequests|RequestLimitExceeded/;
+export type { SFNClient };
 
-/** Step Functions API calls, retried with backoff when throttled (as polling often is). */
-function call<T>(fn: () => Promise<T>): Promise<T> {
-  return withRetry(fn, {
-    attempts: 6,
-    baseDelayMs: 500,
-    isRetryable: (e) => e instanceof TransientError || THROTTLED.test((e as Error).name ?? ''),
-  });
+/** A Step Functions client; the SDK retries its calls (throttled polling too), see sdk-retry.ts. */
+export function sfnClient(region: string): SFNClient {
+  return withRetryRule(new SFNClient({ region, ...SDK_RETRY }));
 }
 
 export async function startExecution(
@@ -37,8 +33,8 @@ export async function startExecution(
   runId: string,
   input: unknown,
 ): Promise<string> {
-  const out = await call(() =>
-    sfn.send(new StartExecutionCommand({ stateMachineArn, name: runId, input: JSON.stringify(input) })),
+  const out = await sfn.send(
+    new StartExecutionCommand({ stateMachineArn, name: runId, input: JSON.stringify(input) }),
   );
   if (!out.executionArn) throw new Error('StartExecution returned no execution ARN');
   return out.executionArn;
@@ -52,7 +48,7 @@ export function executionArnOf(stateMachineArn: string, runId: string): string {
 /** Continues a failed, timed-out or aborted execution from where it stopped. */
 export async function redriveExecution(sfn: SFNClient, executionArn: string): Promise<void> {
   try {
-    await call(() => sfn.send(new RedriveExecutionCommand({ executionArn })));
+    await sfn.send(new RedriveExecutionCommand({ executionArn }));
   } catch (err) {
     const name = (err as Error).name;
     if (name === 'ExecutionNotRedrivable' || name === 'ExecutionDoesNotExist') {
@@ -140,8 +136,8 @@ async function lastRedriveEventId(sfn: SFNClient, executionArn: string): Promise
   let last = 0;
   let token: string | undefined;
   do {
-    const page = await call(() =>
-      sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 })),
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 }),
     );
     for (const e of page.events ?? []) if (e.type === 'ExecutionRedriven') last = e.id ?? last;
     token = page.nextToken;
@@ -166,8 +162,8 @@ export async function followExecution(
   for (;;) {
     let token: string | undefined;
     do {
-      const page = await call(() =>
-        sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 })),
+      const page = await sfn.send(
+        new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 }),
       );
       for (const e of page.events ?? []) {
         if ((e.id ?? 0) <= lastId) continue;
@@ -192,7 +188,7 @@ export async function followExecution(
       token = page.nextToken;
     } while (token);
     if (opts.signal?.aborted) {
-      const d = await call(() => sfn.send(new DescribeExecutionCommand({ executionArn })));
+      const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
       return {
         status: 'ABORTED',
         error: 'Detached',

@@ -1,6 +1,12 @@
 import { basename } from 'node:path';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { executionArnOf, followExecution, redriveExecution, startExecution } from '../aws/execution.ts';
+import {
+  executionArnOf,
+  followExecution,
+  redriveExecution,
+  type SFNClient,
+  sfnClient,
+  startExecution,
+} from '../aws/execution.ts';
 import { resolveStage } from '../aws/stage.ts';
 import { openSource, parseSource } from '../dataset/sources.ts';
 import { newRunId } from '../local/pipeline.ts';
@@ -41,7 +47,7 @@ async function stageSource(store: ObjectStore, source: string, log: (line: strin
 
 export async function runOnStage(config: PipelineConfig, opts: StageRunOptions): Promise<number> {
   const stage = await resolveStage(opts.stage, { region: opts.region });
-  const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
+  const sfn = opts.sfn ?? sfnClient(stage.region);
   return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
     const runId = newRunId();
     const source = await stageSource(store, config.source, opts.log);
@@ -61,7 +67,7 @@ export async function runOnStage(config: PipelineConfig, opts: StageRunOptions):
  */
 export async function resumeOnStage(runId: string, opts: StageRunOptions): Promise<number> {
   const stage = await resolveStage(opts.stage, { region: opts.region });
-  const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
+  const sfn = opts.sfn ?? sfnClient(stage.region);
   return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
     const executionArn = executionArnOf(stage.stateMachineArn, runId);
     const fromState =

@@ -10,9 +10,11 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { SDK_RETRY, withRetryRule } from '../aws/sdk-retry.ts';
 import {
   DataError,
   errorMessage,
+  InputError,
   isTransientServiceError,
   NotFoundError,
   TransientError,
@@ -37,7 +39,7 @@ const QUEUE_SIZE = 4;
 export function createS3Client(cfg: S3StoreConfig): S3Client {
   const client = new S3Client({
     region: cfg.region ?? process.env.AWS_REGION ?? 'us-east-1',
-    maxAttempts: 5,
+    ...SDK_RETRY,
     // Without these, streamed bodies go out with aws-chunked framing that s3rver stores verbatim.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
@@ -50,7 +52,7 @@ export function createS3Client(cfg: S3StoreConfig): S3Client {
       : {}),
   });
   // Off unless a test asks for it (DOGBREED_AWS_CALL_LOG).
-  return recordCalls(client);
+  return recordCalls(withRetryRule(client));
 }
 
 function isNotFound(err: unknown): boolean {
@@ -283,7 +285,11 @@ const cache = new Map<string, S3ObjectStore>();
  */
 export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): S3ObjectStore {
   const bucket = env.DOGBREED_BUCKET;
-  if (!bucket) throw new Error('DOGBREED_BUCKET is not set: the function does not know which bucket to use');
+  if (!bucket) {
+    throw new InputError(
+      "DOGBREED_BUCKET is not set: the function does not know which bucket to use; set it in the function's environment",
+    );
+  }
   const endpoint = env.DOGBREED_S3_ENDPOINT || undefined;
   const id = `${endpoint ?? 'aws'}|${bucket}`;
   let store = cache.get(id);
