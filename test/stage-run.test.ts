@@ -8,7 +8,6 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { followExecution } from '../src/aws/execution.ts';
 import { resolveStage } from '../src/aws/stage.ts';
 import { Progress } from '../src/cli/progress.ts';
 import { resumeOnStage, runOnStage } from '../src/cli/stage-run.ts';
