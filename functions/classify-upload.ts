@@ -10,10 +10,12 @@ import {
   uploadRecords,
 } from '../src/stages/classify-upload.ts';
 import { storeFromEnv } from '../src/storage/s3-store.ts';
+import { count, lambdaTelemetry, milliseconds, record } from './lib/telemetry.ts';
 
 // S3 ObjectCreated notifications for uploads/ → predictions/<name>.json, record by record.
 // Bad uploads get an error document and count as failed; only transient S3 trouble throws,
 // after every other record is done, so Lambda's retry redoes little and repeats nothing wrong.
+// Metrics: uploads classified and failed, and each classification's latency (the core's tookMs).
 
 configureSharp({ cache: false });
 
@@ -26,23 +28,35 @@ export interface ClassifySummary {
   keys: string[];
 }
 
-export const handler = middy<S3Event, ClassifySummary>().handler(async (event) => {
-  const { uploads, ignored } = uploadRecords(event);
-  const limits = uploadLimitsFromEnv();
-  const summary: ClassifySummary = { processed: 0, succeeded: 0, failed: 0, ignored, keys: [] };
-  let retry: TransientError | undefined;
-  for (const upload of uploads) {
-    summary.processed++;
-    try {
-      const doc = await classifyUpload(storeFromEnv().forBucket(upload.bucket), upload, limits);
-      summary['error' in doc ? 'failed' : 'succeeded']++;
-      summary.keys.push(predictionKeyFor(upload.key));
-    } catch (err) {
-      summary.failed++;
-      if (err instanceof TransientError) retry ??= err;
-      logger.error(`${upload.key}: no prediction written: ${errorMessage(err)}`, { key: upload.key });
+export const handler = middy<S3Event, ClassifySummary>()
+  .use(lambdaTelemetry({ metrics: true }))
+  .handler(async (event) => {
+    const { uploads, ignored } = uploadRecords(event);
+    const limits = uploadLimitsFromEnv();
+    const summary: ClassifySummary = { processed: 0, succeeded: 0, failed: 0, ignored, keys: [] };
+    const latencies: number[] = [];
+    let retry: TransientError | undefined;
+    for (const upload of uploads) {
+      summary.processed++;
+      try {
+        const doc = await classifyUpload(storeFromEnv().forBucket(upload.bucket), upload, limits);
+        if ('error' in doc) summary.failed++;
+        else {
+          summary.succeeded++;
+          latencies.push(doc.tookMs);
+        }
+        summary.keys.push(predictionKeyFor(upload.key));
+      } catch (err) {
+        summary.failed++;
+        if (err instanceof TransientError) retry ??= err;
+        logger.error(`${upload.key}: no prediction written: ${errorMessage(err)}`, { key: upload.key });
+      }
     }
-  }
-  if (retry) throw retry;
-  return summary;
-});
+    record('ClassifyUpload', [
+      count('UploadsClassified', summary.succeeded),
+      count('UploadErrors', summary.failed),
+      ...latencies.map((ms) => milliseconds('ClassificationLatency', ms)),
+    ]);
+    if (retry) throw retry;
+    return summary;
+  });

@@ -43,12 +43,6 @@ export interface WriteReportEvent extends RunEvent {
   verify?: { key: string; cached: boolean; seconds?: number };
 }
 
-export interface FailureEvent {
-  runId: string;
-  state: string;
-  error: { Error: string; Cause: string };
-}
-
 export function parseRunEvent(event: unknown): RunEvent {
   const e = object(event, 'event');
   return { runId: string(e.runId, 'event.runId', RUN_ID), config: parseConfig(e.config, 'event.config') };
@@ -96,19 +90,6 @@ export function parsePreprocessEvent(event: unknown): PreprocessEvent {
       listKey: string(s.listKey, 'event.shard.listKey', S3_KEY),
       outputKey: string(s.outputKey, 'event.shard.outputKey', S3_KEY),
       count: integer(s.count, 'event.shard.count', 1, 100_000),
-    },
-  };
-}
-
-export function parseFailureEvent(event: unknown): FailureEvent {
-  const e = object(event, 'event');
-  const err = object(e.error, 'event.error');
-  return {
-    runId: string(e.runId, 'event.runId', RUN_ID),
-    state: string(e.state, 'event.state'),
-    error: {
-      Error: typeof err.Error === 'string' ? err.Error : 'Unknown',
-      Cause: typeof err.Cause === 'string' ? err.Cause : JSON.stringify(err.Cause ?? ''),
     },
   };
 }

@@ -1,5 +1,7 @@
-// One shared logger. On Lambda and in the Batch container it writes JSON lines (what
-// CloudWatch indexes); the local runtime swaps the sink to feed its progress display.
+// One shared logger. By default it writes JSON lines to stderr (the Batch container's log, what
+// CloudWatch indexes); on Lambda the functions route it to Powertools' logger, so core lines
+// carry the invocation's keys (functions/lib/telemetry.ts); the local runtime swaps the sink to
+// feed its progress display.
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, string | number | boolean | undefined>;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.ts';
 import { InputError } from '../src/errors.ts';
-import { parseFailureEvent, parsePreprocessEvent, parseRunEvent } from '../src/events.ts';
+import { parsePreprocessEvent, parseRunEvent } from '../src/events.ts';
 import { DEFAULT_GATE } from '../src/metrics/gate.ts';
 import { TRAINING_DEFAULTS } from '../src/training/training-config.ts';
 
@@ -72,14 +72,5 @@ describe('state events', () => {
     expect(() => parsePreprocessEvent({ ...event, shard: { ...shard, split: 'holdout' } })).toThrow(
       'event.shard.split must be one of train, val, test, got "holdout"',
     );
-  });
-
-  it('accepts a Catch error object whatever its Cause', () => {
-    expect(
-      parseFailureEvent({ runId: 'r', state: 'S', error: { Error: 'E', Cause: { a: 1 } } }).error,
-    ).toEqual({
-      Error: 'E',
-      Cause: '{"a":1}',
-    });
   });
 });

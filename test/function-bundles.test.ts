@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -52,25 +54,124 @@ describe('esbuild bundles of functions/', () => {
     for (const file of files) expect(loaded.handlers[file], file).toBe('function');
   });
 
-  it('the bundled ReportFailure handler writes failure.json to S3 (on Lambda’s Node)', async () => {
-    const out = await invokeBundle<{ failureKey: string; cause: string }>(
-      join(outdir, 'report-failure.mjs'),
-      {
-        runId: 'bundled-1',
-        state: 'VerifyDataset',
-        error: {
-          Error: 'DataError',
-          Cause: JSON.stringify({ errorType: 'DataError', errorMessage: 'tar truncated' }),
+  it('the bundled ReportFailure handler reads the execution history and writes failure.json (on Lambda’s Node)', async () => {
+    // Step Functions needs AWS itself: a stub answers GetExecutionHistory in its JSON protocol, at
+    // the endpoint the SDK reads from AWS_ENDPOINT_URL_SFN; the bucket is the real local S3.
+    const runId = 'bundled-1';
+    const executionArn = `arn:aws:states:us-east-1:123456789012:execution:dogbreed-pipeline-dev:${runId}`;
+    const asked: { target?: string; body: { executionArn?: string } }[] = [];
+    const sfn = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => {
+        body += String(d);
+      });
+      req.on('end', () => {
+        asked.push({ target: req.headers['x-amz-target'] as string | undefined, body: JSON.parse(body) });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+        const events = [
+          { type: 'TaskStateEntered', stateEnteredEventDetails: { name: 'FetchDataset' } },
+          { type: 'TaskStateExited', stateExitedEventDetails: { name: 'FetchDataset' } },
+          { type: 'TaskStateEntered', stateEnteredEventDetails: { name: 'VerifyDataset' } },
+          { type: 'LambdaFunctionFailed' },
+          { type: 'ExecutionFailed', executionFailedEventDetails: { error: 'DataError' } },
+        ].map((e, i) => ({ id: i + 1, timestamp: 1_764_669_000 + i, ...e }));
+        res.end(JSON.stringify({ events }));
+      });
+    });
+    await new Promise<void>((resolve) => sfn.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = sfn.address() as AddressInfo;
+      const event = {
+        version: '0',
+        id: 'e1',
+        'detail-type': 'Step Functions Execution Status Change',
+        source: 'aws.states',
+        account: '123456789012',
+        time: '2026-12-02T10:00:00Z',
+        region: 'us-east-1',
+        resources: [executionArn],
+        detail: {
+          executionArn,
+          stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:dogbreed-pipeline-dev',
+          name: runId,
+          status: 'FAILED',
+          startDate: 1_764_669_000_000,
+          stopDate: 1_764_669_004_000,
+          input: '{}',
+          inputDetails: { included: true },
+          output: null,
+          outputDetails: null,
+          error: 'DataError',
+          cause: JSON.stringify({ errorType: 'DataError', errorMessage: 'tar truncated' }),
+          redriveCount: 0,
         },
+      };
+      const out = await invokeBundle<{ failureKey: string; cause: string }>(
+        join(outdir, 'report-failure.mjs'),
+        event,
+        {
+          ...lambdaEnv(),
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: 'test',
+          AWS_SECRET_ACCESS_KEY: 'test',
+          AWS_ENDPOINT_URL_SFN: `http://127.0.0.1:${port}`,
+        },
+      );
+      expect(out.node).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
+      if (!out.ok) throw new Error(`the handler failed: ${out.error.name}: ${out.error.message}`);
+      expect(asked).toEqual([
+        { target: 'AWSStepFunctions.GetExecutionHistory', body: expect.objectContaining({ executionArn }) },
+      ]);
+      expect(out.result.failureKey).toBe(`reports/${runId}/failure.json`);
+      expect(out.result.cause).toBe('tar truncated');
+      const report = await t.store.getJson<{ state: string; error: string }>(out.result.failureKey);
+      expect(report).toMatchObject({ state: 'VerifyDataset', error: 'DataError' });
+    } finally {
+      sfn.close();
+    }
+  });
+
+  it('on Lambda, a bundled handler writes Powertools JSON log lines and EMF metrics (on Lambda’s Node)', async () => {
+    const out = await invokeBundle<{ failed: number }>(
+      join(outdir, 'classify-upload.mjs'),
+      {
+        Records: [
+          {
+            eventName: 'ObjectCreated:Put',
+            s3: { bucket: { name: t.s3.bucket }, object: { key: 'uploads/gone.jpg', size: 1000 } },
+          },
+        ],
       },
-      lambdaEnv(),
+      {
+        ...lambdaEnv(),
+        AWS_LAMBDA_FUNCTION_NAME: 'dogbreed-pipeline-test-ClassifyUpload',
+        AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+        POWERTOOLS_SERVICE_NAME: 'dogbreed-pipeline-test',
+        POWERTOOLS_METRICS_NAMESPACE: 'DogbreedPipeline',
+      },
     );
-    expect(out.node).toMatch(new RegExp(`^v${LAMBDA_NODE_MAJOR}\\.`));
     if (!out.ok) throw new Error(`the handler failed: ${out.error.name}: ${out.error.message}`);
-    expect(out.result.failureKey).toBe('reports/bundled-1/failure.json');
-    expect(out.result.cause).toBe('tar truncated');
-    const report = await t.store.getJson<{ state: string; error: string }>(out.result.failureKey);
-    expect(report).toMatchObject({ state: 'VerifyDataset', error: 'DataError' });
+    expect(out.result.failed).toBe(1);
+    const json = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The upload is gone: an error document, logged as a warning with the invocation's keys.
+    expect(json(out.output.stderr)).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: expect.stringContaining('uploads/gone.jpg no longer exists'),
+        key: 'uploads/gone.jpg',
+        service: 'dogbreed-pipeline-test',
+        function_request_id: 'test',
+        cold_start: true,
+      }),
+    ]);
+    const emf = json(out.output.stdout) as {
+      _aws: { CloudWatchMetrics: { Metrics: { Name: string }[] }[] };
+    }[];
+    expect(emf.map((d) => d._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name))).toEqual([
+      ['ColdStart'],
+      ['UploadsClassified', 'UploadErrors'],
+    ]);
+    expect(emf[1]).toMatchObject({ state: 'ClassifyUpload', UploadsClassified: 0, UploadErrors: 1 });
   });
 
   it('the training job bundles into one file that checks its environment contract', async () => {

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executionArnOf } from '../src/aws/execution.ts';
 import type { RecordedCall } from '../src/storage/call-log.ts';
 import {
   ACCOUNT,
@@ -16,7 +17,7 @@ import {
   simulate,
   type Template,
 } from './helpers/iam.ts';
-import { packageService } from './helpers/serverless-package.ts';
+import { type Json, packageService } from './helpers/serverless-package.ts';
 
 // IAM proven by simulation, from what the code actually calls. A real local end-to-end run
 // (the demo flow on the synthetic sample, its source uploaded to the bucket first as the CLI
@@ -136,7 +137,7 @@ describe('IAM of the packaged stack, against the calls of a real local run', () 
     const tasks = allStates()
       .filter(([, s]) => s.Type === 'Task')
       .map(([name]) => name);
-    expect([...callers].sort()).toEqual([...tasks, 'ClassifyUpload'].sort());
+    expect([...callers].sort()).toEqual([...tasks, 'ClassifyUpload', 'ReportFailure'].sort());
     // Listing with a prefix, multipart, copy, delete and a HEAD and a GET of a missing key all happened,
     // so their mapping was exercised.
     const commands = new Set(calls.filter((c) => c.caller).map((c) => c.command));
@@ -204,6 +205,30 @@ describe('IAM of the packaged stack, against the calls of a real local run', () 
     const role = stack.roleOf(caller);
     const resource = key ? `${bucket}/${key}` : bucket;
     expect(await simulate(stack, role, { action, resource, context })).not.toBe('Allowed');
+  });
+
+  it('lets ReportFailure read the history of the executions its EventBridge rule reports, and no other', async () => {
+    // The rule's state machine, and the execution ARN its events carry (executions are named by run id).
+    const [rule] = Object.values(stack.template.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
+    const pattern = stack.resolve(rule!.Properties.EventPattern as Json) as {
+      detail: { stateMachineArn: string[] };
+    };
+    const [stateMachineArn] = pattern.detail.stateMachineArn;
+    expect(stateMachineArn).toBe(stack.ref('PipelineStateMachine'));
+    const history = (resource: string) => ({ action: 'states:GetExecutionHistory', resource, context: {} });
+    const role = stack.roleOf('ReportFailure');
+    expect(await simulate(stack, role, history(executionArnOf(stateMachineArn!, 'iam-failed')))).toBe(
+      'Allowed',
+    );
+    const other = `arn:${PARTITION}:states:${REGION}:${ACCOUNT}:stateMachine:someone-elses`;
+    expect(await simulate(stack, role, history(executionArnOf(other, 'iam-failed')))).not.toBe('Allowed');
+    expect(
+      await simulate(
+        stack,
+        stack.roleOf('WriteReport'),
+        history(executionArnOf(stateMachineArn!, 'iam-failed')),
+      ),
+    ).not.toBe('Allowed');
   });
 
   describe('the state machine’s role', () => {

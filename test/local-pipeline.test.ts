@@ -16,6 +16,8 @@ import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipelin
 import { startLocalS3 } from '../src/local/s3-server.ts';
 import { runStateMachine } from '../src/local/step-functions.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
+import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
+import { readRun } from '../src/queries/runs.ts';
 import { validateShard } from '../src/stages/validate-shard.ts';
 import { writeReport } from '../src/stages/write-report.ts';
 import type { ObjectStore } from '../src/storage/object-store.ts';
@@ -300,7 +302,7 @@ describe('local pipeline failures', () => {
       onEvent: progress.onEvent,
     });
     expect(r.status).toBe('FAILED');
-    // The caught failure is shown and listed as failed, never as a success.
+    // The failure is shown and listed as failed, never as a success.
     expect(lines.some((l) => /^✖ VerifyDataset failed \d/.test(l))).toBe(true);
     expect(lines.some((l) => l.startsWith('✔ VerifyDataset'))).toBe(false);
     expect(runSummary(r).timings.find((t) => t.state === 'VerifyDataset')?.status).toBe('failed');
@@ -383,6 +385,53 @@ describe('local pipeline failures', () => {
       });
     },
   );
+
+  it('a failure fixed and resumed reruns the state that failed, reuses the rest, and leaves no stale failure.json', async () => {
+    // TrainModel fails: its backbone file is not there yet (a fault outside the pipeline).
+    const backbone = join(workspace, 'late-backbone.onnx');
+    const training = { backbone, preprocess: { resizeShorter: 73, cropSize: 64 } };
+    const runId = 'run-fixed';
+    const failed = await runLocalPipeline({
+      workspace,
+      config: { source: sampleTar, shardSize: 10, training },
+      runId,
+    });
+    expect(failed.status).toBe('FAILED');
+    // The execution failed at the Task itself (nothing caught it), and ReportFailure said so.
+    expect(failed.error).toBe('States.TaskFailed');
+    expect(failed.failure).toMatchObject({ runId, state: 'TrainModel', error: 'States.TaskFailed' });
+    expect(failed.failure?.cause).toMatch(/late-backbone\.onnx cannot be read/);
+    expect((await inspect((store) => readRun(store, runId))).status).toBe('failed');
+
+    await writeFile(backbone, buildTinyBackbone({ inputSize: 64 }));
+    const resumed = await runLocalPipeline({ workspace, config: { source: 'ignored' }, runId, resume: true });
+    expect(resumed.status, `${resumed.error}: ${resumed.cause}`).toBe('SUCCEEDED');
+    expect(resumed.resumed?.fromState).toBe('TrainModel');
+    // FetchDataset, VerifyDataset, BuildManifests and every PreprocessShard came from the first attempt.
+    const shards = resumed.metrics!.cache?.Preprocess;
+    expect(resumed.resumed?.reusedTasks).toBe(3 + (shards?.computed ?? 0) + (shards?.reused ?? 0));
+    expect(resumed.failure).toBeUndefined();
+    expect(resumed.metrics?.resumed).toMatchObject([{ fromState: 'TrainModel', how: 'local' }]);
+    await inspect(async (store) => {
+      expect(await store.head(`reports/${runId}/failure.json`)).toBeUndefined();
+      expect((await readRun(store, runId)).status).toBe('succeeded');
+    });
+  });
+
+  it('a stopped run is reported as EventBridge reports an ABORTED execution: where it stopped', async () => {
+    const stop = new AbortController();
+    const r = await runLocalPipeline({
+      workspace,
+      config: { source: sampleTar, shardSize: 10 },
+      runId: 'run-stopped',
+      signal: stop.signal,
+      onEvent: (e) => {
+        if (e.type === 'StateEntered' && e.state.name === 'BuildManifests') stop.abort();
+      },
+    });
+    expect(r.status).toBe('ABORTED');
+    expect(r.failure).toMatchObject({ runId: 'run-stopped', state: 'BuildManifests', error: 'Aborted' });
+  });
 
   it('refuses a state output over the 256 KiB payload limit', async () => {
     const s3 = await startLocalS3({ directory: join(workspace, 's3-limit'), bucket: LOCAL_BUCKET });

@@ -1,11 +1,20 @@
+import { GetExecutionHistoryCommand, type HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
+import type { Context } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseFailureEvent } from '../src/events.ts';
+import { handler } from '../functions/report-failure.ts';
+import { type ExecutionStatusChange, parseExecutionStatusChange } from '../src/execution-status-event.ts';
+import { useLocalS3 } from '../src/local/pipeline.ts';
+import { readRun } from '../src/queries/runs.ts';
 import { readableCause, reportFailure } from '../src/stages/report-failure.ts';
 import type { FailureReport } from '../src/types.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 
-// What failure.json (and the CLI, which prints it) says for each kind of Cause a Catch hands to
-// ReportFailure: a Lambda error, a failed or cancelled Batch job, a plain local message.
+// What failure.json (and the CLI, which prints it) says when an execution ends FAILED,
+// TIMED_OUT or ABORTED: the state it ended in, read from the execution's history, and the
+// error and cause of the EventBridge event, whatever kind of Cause it is (a Lambda error, a
+// failed or cancelled Batch job, a plain local message). GetExecutionHistory needs AWS itself:
+// mocked; the bucket is a real local S3.
 
 const RUNNABLE_REASON =
   'no GPU capacity: the job waited RUNNABLE too long; check the G-instance vCPU quota (Service Quotas: EC2, L-3819A6DF spot / L-DB2E81BA on-demand) and batchMaxvCpus';
@@ -22,6 +31,91 @@ const batchCause = (job: Record<string, unknown>) =>
     ...job,
   });
 
+const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:dogbreed-pipeline-dev';
+const executionArn = (runId: string) => `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${runId}`;
+
+/** The EventBridge event of an execution that ended `status` (the shape the AWS docs show). */
+function statusChange(
+  runId: string,
+  status: 'FAILED' | 'TIMED_OUT' | 'ABORTED',
+  more: Partial<ExecutionStatusChange['detail']> = {},
+): ExecutionStatusChange {
+  return {
+    version: '0',
+    id: '315c1398-40ff-a850-213b-158f73e60175',
+    'detail-type': 'Step Functions Execution Status Change',
+    source: 'aws.states',
+    account: '123456789012',
+    time: '2026-12-02T10:00:00Z',
+    region: 'us-east-1',
+    resources: [executionArn(runId)],
+    detail: {
+      executionArn: executionArn(runId),
+      stateMachineArn: STATE_MACHINE,
+      name: runId,
+      status,
+      startDate: 1_764_669_000_000,
+      stopDate: 1_764_669_600_000,
+      input: '{"config":{"source":"s3://b/datasets/_uploads/sample.tar"}}',
+      inputDetails: { included: true },
+      output: null,
+      outputDetails: null,
+      redriveCount: 0,
+      redriveStatus: 'REDRIVABLE',
+      ...more,
+    },
+  };
+}
+
+/** History events as GetExecutionHistory returns them, oldest first. */
+function history(...events: Partial<HistoryEvent>[]): HistoryEvent[] {
+  return events.map(
+    (e, i) => ({ id: i + 1, timestamp: new Date(1_764_669_000_000 + i * 1000), ...e }) as HistoryEvent,
+  );
+}
+async function* each(events: HistoryEvent[]) {
+  yield* events;
+}
+const entered = (type: string, name: string): Partial<HistoryEvent> => ({
+  type: `${type}StateEntered` as HistoryEvent['type'],
+  stateEnteredEventDetails: { name },
+});
+const exited = (type: string, name: string): Partial<HistoryEvent> => ({
+  type: `${type}StateExited` as HistoryEvent['type'],
+  stateExitedEventDetails: { name },
+});
+const iteration = (
+  what: 'Started' | 'Succeeded' | 'Failed' | 'Aborted',
+  index: number,
+): Partial<HistoryEvent> => ({
+  type: `MapIteration${what}`,
+  [`mapIteration${what}EventDetails`]: { name: 'Preprocess', index },
+});
+/** Init → FetchDataset → VerifyDataset → BuildManifests, all succeeded. */
+const upToManifests = [
+  { type: 'ExecutionStarted' },
+  entered('Pass', 'Init'),
+  exited('Pass', 'Init'),
+  ...['FetchDataset', 'VerifyDataset', 'BuildManifests'].flatMap((n) => [
+    entered('Task', n),
+    { type: 'LambdaFunctionSucceeded' },
+    exited('Task', n),
+  ]),
+] as Partial<HistoryEvent>[];
+/** Preprocess with two shards, both done. */
+const preprocessed = [
+  entered('Map', 'Preprocess'),
+  iteration('Started', 0),
+  entered('Task', 'PreprocessShard'),
+  iteration('Started', 1),
+  entered('Task', 'PreprocessShard'),
+  exited('Task', 'PreprocessShard'),
+  iteration('Succeeded', 1),
+  exited('Task', 'PreprocessShard'),
+  iteration('Succeeded', 0),
+  exited('Map', 'Preprocess'),
+] as Partial<HistoryEvent>[];
+
 describe('ReportFailure', () => {
   let t: TestS3;
   beforeAll(async () => {
@@ -29,26 +123,174 @@ describe('ReportFailure', () => {
   });
   afterAll(() => t.close());
 
-  it('writes the reason a queue cancelled a RUNNABLE training job into failure.json', async () => {
-    const event = parseFailureEvent({
-      runId: 'run-1',
-      state: 'TrainModel',
-      error: {
-        Error: 'States.TaskFailed',
-        Cause: batchCause({ StatusReason: RUNNABLE_REASON, Attempts: [] }),
+  it('names the Task the execution failed in and writes the reason a queue cancelled its training job', async () => {
+    const failed = parseExecutionStatusChange(
+      statusChange('run-1', 'FAILED', {
+        error: 'States.TaskFailed',
+        cause: batchCause({ StatusReason: RUNNABLE_REASON, Attempts: [] }),
+      }),
+    );
+    const events = history(
+      ...upToManifests,
+      ...preprocessed,
+      entered('Task', 'TrainModel'),
+      {
+        type: 'TaskFailed',
       },
-    });
-    const out = await reportFailure(t.store, event);
+      { type: 'ExecutionFailed', executionFailedEventDetails: { error: 'States.TaskFailed' } },
+    );
+    const out = await reportFailure(t.store, failed, each(events));
     const report = await t.store.getJson<FailureReport>('reports/run-1/failure.json');
     expect(report).toEqual({
       runId: 'run-1',
       state: 'TrainModel',
       error: 'States.TaskFailed',
       cause: `Batch job train-run-1 FAILED: ${RUNNABLE_REASON}`,
-      failedAt: out.failedAt,
+      failedAt: expect.any(String),
     });
-    // What the state machine passes on to its Fail state and the CLI prints.
-    expect(out.cause).toBe(report.cause);
+    expect(out).toMatchObject({ ...report, failureKey: 'reports/run-1/failure.json' });
+  });
+
+  it('names the Map, not the state inside its iterations, when a shard fails', async () => {
+    const failed = parseExecutionStatusChange(
+      statusChange('run-map', 'FAILED', {
+        error: 'DataError',
+        cause: JSON.stringify({ errorType: 'DataError', errorMessage: 'a/bomb.jpg: too many pixels' }),
+      }),
+    );
+    const events = history(
+      ...upToManifests,
+      entered('Map', 'Preprocess'),
+      iteration('Started', 0),
+      entered('Task', 'PreprocessShard'),
+      iteration('Started', 1),
+      entered('Task', 'PreprocessShard'),
+      { type: 'LambdaFunctionFailed' },
+      iteration('Failed', 1),
+      iteration('Aborted', 0),
+      { type: 'MapStateFailed' },
+      { type: 'ExecutionFailed' },
+    );
+    const out = await reportFailure(t.store, failed, each(events));
+    expect(out).toMatchObject({
+      state: 'Preprocess',
+      error: 'DataError',
+      cause: 'a/bomb.jpg: too many pixels',
+    });
+  });
+
+  it('reports a timed-out and a stopped execution too, with the state it was in', async () => {
+    // Timed out while shards were being preprocessed: the event has no error of its own.
+    const timedOut = await reportFailure(
+      t.store,
+      parseExecutionStatusChange(statusChange('run-slow', 'TIMED_OUT')),
+      each(
+        history(
+          ...upToManifests,
+          entered('Map', 'Preprocess'),
+          iteration('Started', 0),
+          entered('Task', 'PreprocessShard'),
+          {
+            type: 'ExecutionTimedOut',
+            executionTimedOutEventDetails: {},
+          },
+        ),
+      ),
+    );
+    expect(timedOut).toMatchObject({
+      state: 'Preprocess',
+      error: 'States.Timeout',
+      cause: 'the execution timed out',
+    });
+    // Stopped with StopExecution's error and cause, in TrainModel after one redrive.
+    const stopped = await reportFailure(
+      t.store,
+      parseExecutionStatusChange(statusChange('run-stop', 'ABORTED', { redriveCount: 1 })),
+      each(
+        history(
+          ...upToManifests,
+          ...preprocessed,
+          entered('Task', 'TrainModel'),
+          { type: 'ExecutionFailed' },
+          { type: 'ExecutionRedriven', executionRedrivenEventDetails: { redriveCount: 1 } },
+          entered('Task', 'TrainModel'),
+          {
+            type: 'ExecutionAborted',
+            executionAbortedEventDetails: { error: 'Operator', cause: 'wrong dataset' },
+          },
+        ),
+      ),
+    );
+    expect(stopped).toMatchObject({ state: 'TrainModel', error: 'Operator', cause: 'wrong dataset' });
+    expect(await t.store.getJson<FailureReport>('reports/run-stop/failure.json')).toMatchObject({
+      state: 'TrainModel',
+    });
+  });
+
+  it('writes nothing for an attempt that has been redriven since (a late event)', async () => {
+    const out = await reportFailure(
+      t.store,
+      parseExecutionStatusChange(statusChange('run-late', 'FAILED', { error: 'DataError', cause: 'x' })),
+      each(
+        history(
+          ...upToManifests,
+          { type: 'ExecutionFailed' },
+          { type: 'ExecutionRedriven' },
+          entered('Map', 'Preprocess'),
+        ),
+      ),
+    );
+    expect(out).toEqual({ runId: 'run-late', superseded: true });
+    expect(await t.store.head('reports/run-late/failure.json')).toBeUndefined();
+  });
+
+  it('a run whose resume succeeded is listed as succeeded, even with a stale failure.json beside its metrics', async () => {
+    await t.store.putJson('reports/run-both/failure.json', { runId: 'run-both', state: 'Validate' });
+    await t.store.putJson('reports/run-both/metrics.json', { runId: 'run-both' });
+    expect((await readRun(t.store, 'run-both')).status).toBe('succeeded');
+  });
+
+  it('the Lambda handler reads the whole history with GetExecutionHistory, page by page', async () => {
+    const sfn = mockClient(SFNClient);
+    const restore = useLocalS3(t.s3.endpoint, t.store.bucket);
+    try {
+      const events = history(...upToManifests, ...preprocessed, entered('Task', 'TrainModel'), {
+        type: 'ExecutionFailed',
+      });
+      const asked: (string | undefined)[] = [];
+      sfn
+        .on(GetExecutionHistoryCommand)
+        .callsFake(async (input: { executionArn: string; nextToken?: string }) => {
+          expect(input.executionArn).toBe(executionArn('run-paged'));
+          asked.push(input.nextToken);
+          return input.nextToken
+            ? { events: events.slice(10) }
+            : { events: events.slice(0, 10), nextToken: 'p2' };
+        });
+      const event = statusChange('run-paged', 'FAILED', { error: 'States.TaskFailed', cause: 'exit code 3' });
+      const out = await handler(event, {} as Context);
+      expect(asked).toEqual([undefined, 'p2']);
+      expect(out).toMatchObject({
+        runId: 'run-paged',
+        state: 'TrainModel',
+        failureKey: 'reports/run-paged/failure.json',
+      });
+    } finally {
+      restore();
+      sfn.restore();
+    }
+  });
+
+  it('refuses an event that is not an execution status change, or not a failed one, saying what it got', () => {
+    expect(() => parseExecutionStatusChange({ 'detail-type': 'Object Created', detail: {} })).toThrow(
+      /event.detail-type must be "Step Functions Execution Status Change", got "Object Created"/,
+    );
+    expect(() => parseExecutionStatusChange(statusChange('r', 'FAILED', { status: 'SUCCEEDED' }))).toThrow(
+      'event.detail.status must be one of FAILED, TIMED_OUT, ABORTED, got "SUCCEEDED"',
+    );
+    expect(() => parseExecutionStatusChange(statusChange('r', 'FAILED', { name: 'a/b' }))).toThrow(
+      'event.detail.name',
+    );
   });
 
   it('says what the last attempt of a failed job did and where its log is', () => {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServingModel, measureServing } from '../scripts/serving-memory.ts';
+import { EXECUTION_STATUS_CHANGE, FAILED_STATUSES } from '../src/execution-status-event.ts';
 import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definition.ts';
 import { MAX_LOADED } from '../src/model/serving-model.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
@@ -329,6 +330,17 @@ describe('serverless package (offline, no AWS account)', () => {
     }
   });
 
+  it('gives every function the Powertools service (stage included), metrics namespace and log level', () => {
+    for (const name of Object.keys(FUNCTIONS)) {
+      const env = (res[`${name}LambdaFunction`]!.Properties.Environment as Obj).Variables as Obj;
+      expect(env, name).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: 'dogbreed-pipeline-test',
+        POWERTOOLS_METRICS_NAMESPACE: 'DogbreedPipeline',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      });
+    }
+  });
+
   it('refuses every request that is not TLS (≥ 1.2) to the bucket and its objects', () => {
     const policy = res.DataBucketPolicy!.Properties;
     expect(policy.Bucket).toEqual(ref('DataBucket'));
@@ -384,11 +396,11 @@ describe('serverless package (offline, no AWS account)', () => {
     });
   });
 
-  it('declares one function per Task state plus ClassifyUpload, each sized and with its own role', () => {
+  it('declares one function per Task state plus ClassifyUpload and ReportFailure, each sized and with its own role', () => {
     const functions = ofType('AWS::Lambda::Function').map(([id]) => id.replace(/LambdaFunction$/, ''));
     expect(functions.sort()).toEqual(Object.keys(FUNCTIONS).sort());
     expect(lambdaTasks.map(([n]) => n).sort()).toEqual(
-      functions.filter((f) => f !== 'ClassifyUpload').sort(),
+      functions.filter((f) => f !== 'ClassifyUpload' && f !== 'ReportFailure').sort(),
     );
     const roles = new Set<string>();
     for (const [name, want] of Object.entries(FUNCTIONS)) {
@@ -500,6 +512,49 @@ describe('serverless package (offline, no AWS account)', () => {
     // And nothing the permission needs refers back to the bucket (no circular dependency).
     expect(JSON.stringify(res.ClassifyUploadLambdaFunction)).not.toContain('DataBucket');
     expect(JSON.stringify(res.ClassifyUploadRole)).not.toContain('DataBucket');
+  });
+
+  it('reports every execution of the pipeline that fails, times out or is stopped to ReportFailure, through EventBridge', () => {
+    const rules = ofType('AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    const [id, rule] = rules[0]!;
+    const p = rule.Properties;
+    expect(p.Name).toBe('dogbreed-pipeline-test-report-failure');
+    expect(p.State).toBe('ENABLED');
+    expect(p.EventBusName).toBeUndefined(); // the default bus, where Step Functions sends its events
+    // Exactly what the handler parses: this state machine's ends other than success.
+    expect(p.EventPattern).toEqual({
+      source: ['aws.states'],
+      'detail-type': [EXECUTION_STATUS_CHANGE],
+      detail: { status: [...FAILED_STATUSES], stateMachineArn: [ref('PipelineStateMachine')] },
+    });
+    const targets = p.Targets as Obj[];
+    expect(targets.map((t) => t.Arn)).toEqual([getAtt('ReportFailureLambdaFunction', 'Arn')]);
+    // EventBridge may invoke it, from this rule only.
+    const permissions = ofType('AWS::Lambda::Permission').filter(
+      ([, r]) => r.Properties.Principal === 'events.amazonaws.com',
+    );
+    expect(permissions).toHaveLength(1);
+    const permission = permissions[0]![1].Properties;
+    expect(permission.Action).toBe('lambda:InvokeFunction');
+    expect(permission.FunctionName).toEqual(getAtt('ReportFailureLambdaFunction', 'Arn'));
+    expect(JSON.stringify(permission.SourceArn)).toContain(`"rule","${p.Name}"`);
+    expect(id).toMatch(/EventBridgeRule/);
+    // Its other grants: failure.json (above) and the history of this state machine's executions.
+    const others = policyStatements(res.ReportFailureRole!).filter(
+      (s) => !arr(s.Action).some((a) => a.startsWith('s3:') || a.startsWith('logs:')),
+    );
+    expect(others).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'states:GetExecutionHistory',
+        Resource: {
+          'Fn::Sub':
+            'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:dogbreed-pipeline-test:*',
+        },
+      },
+    ]);
+    expect(res.PipelineStateMachine!.Properties.StateMachineName).toBe('dogbreed-pipeline-test');
   });
 
   it('deploys statemachine/pipeline.asl.json unchanged, its placeholders bound to this stack', () => {

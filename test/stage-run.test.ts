@@ -285,9 +285,10 @@ describe('deployed stages', () => {
     expect(code, lines.join('\n')).toBe(0);
     expect(redriven).toEqual([executionArn]);
     expect(lines).toContain(`run ${runId} resumed on stage test from Validate: ${executionArn}`);
-    // The GPU job of the first attempt is not shown again: only the redriven states are.
+    // The GPU job of the first attempt is not shown again: only the redriven states are, from the
+    // state that failed (nothing catches a failure, so the execution failed in Validate itself).
     expect(lines.some((l) => l.startsWith('▶ TrainModel'))).toBe(false);
-    expect(lines).toContain('▶ WriteReport');
+    expect(lines.filter((l) => l.startsWith('▶ '))).toEqual(['▶ Validate (0 shards)', '▶ WriteReport']);
     expect(await t.store.head(`reports/${runId}/failure.json`)).toBeUndefined();
     const resumes = await t.store.getJson<{ fromState: string; how: string }[]>(
       `runs/${runId}/execution/resumes.json`,

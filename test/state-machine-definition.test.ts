@@ -55,21 +55,22 @@ describe('statemachine/pipeline.asl.json', () => {
     expect(retry[0]?.ErrorEquals).toContain('Batch.AWSBatchException');
   });
 
-  it('catches every failure of every top-level Task and Map into ReportFailure, naming the state', () => {
-    const top = Object.entries(definition.States).filter(
-      ([n, s]) => ['Task', 'Map'].includes(s.Type) && n !== 'ReportFailure',
-    );
-    expect(top.length).toBeGreaterThanOrEqual(4);
-    for (const [name, s] of top) {
-      const [c] = s.Catch as { ErrorEquals: string[]; Next: string; ResultPath: string }[];
-      expect(c?.ErrorEquals).toEqual(['States.ALL']);
-      expect(c?.ResultPath).toBe('$.error');
-      const failed = definition.States[c!.Next]!;
-      expect((failed.Parameters as Record<string, unknown>).state).toBe(name);
-      expect(failed.Next).toBe('ReportFailure');
+  it('catches no failure, so the execution fails at the state that failed and a redrive reruns it', () => {
+    // A Catch would lead a failure on to other states (a Fail state at the end): RedriveExecution
+    // continues from the unsuccessful step, which would then be that Fail state, not the Task.
+    // failure.json is written outside the machine (ReportFailure on the EventBridge event).
+    const states = allStates(definition.States);
+    expect(states.filter(([, s]) => s.Catch !== undefined).map(([n]) => n)).toEqual([]);
+    expect(states.filter(([, s]) => s.Type === 'Fail').map(([n]) => n)).toEqual([]);
+    expect(states.map(([n]) => n)).not.toContain('ReportFailure');
+    // Every state still reaches the end: the top-level chain runs from StartAt to the Succeed.
+    const chain: string[] = [];
+    for (let name: string | undefined = definition.StartAt; name; ) {
+      chain.push(name);
+      name = definition.States[name]?.Next as string | undefined;
     }
-    expect(definition.States.ReportFailure?.Next).toBe('Failed');
-    expect(definition.States.Failed?.Type).toBe('Fail');
+    expect([...chain].sort()).toEqual(Object.keys(definition.States).sort());
+    expect(definition.States[chain.at(-1)!]?.Type).toBe('Succeed');
   });
 
   it('retries transient errors with backoff on every Lambda Task, and gives each an explicit timeout', () => {

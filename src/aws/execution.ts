@@ -2,6 +2,7 @@ import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
   type HistoryEvent,
+  type HistoryEventType,
   RedriveExecutionCommand,
   SFNClient,
   StartExecutionCommand,
@@ -20,10 +21,13 @@ export interface FollowResult {
   cause?: string;
 }
 
-export type { SFNClient };
+export type { HistoryEvent, HistoryEventType, SFNClient };
 
-/** A Step Functions client; the SDK retries its calls (throttled polling too), see sdk-retry.ts. */
-export function sfnClient(region: string): SFNClient {
+/**
+ * A Step Functions client (in the environment's region unless given); the SDK retries its calls,
+ * throttled polling too: see sdk-retry.ts.
+ */
+export function sfnClient(region?: string): SFNClient {
   return withRetryRule(new SFNClient({ region, ...SDK_RETRY }));
 }
 
@@ -131,17 +135,23 @@ export class HistoryTranslator {
   }
 }
 
-/** The id of the execution's last ExecutionRedriven event: earlier events are the failed attempts. */
-async function lastRedriveEventId(sfn: SFNClient, executionArn: string): Promise<number> {
-  let last = 0;
+/** An execution's whole history, oldest first, page by page. */
+export async function* executionHistory(sfn: SFNClient, executionArn: string): AsyncGenerator<HistoryEvent> {
   let token: string | undefined;
   do {
     const page = await sfn.send(
       new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 }),
     );
-    for (const e of page.events ?? []) if (e.type === 'ExecutionRedriven') last = e.id ?? last;
+    yield* page.events ?? [];
     token = page.nextToken;
   } while (token);
+}
+
+/** The id of the execution's last ExecutionRedriven event: earlier events are the failed attempts. */
+async function lastRedriveEventId(sfn: SFNClient, executionArn: string): Promise<number> {
+  let last = 0;
+  for await (const e of executionHistory(sfn, executionArn))
+    if (e.type === 'ExecutionRedriven') last = e.id ?? last;
   return last;
 }
 

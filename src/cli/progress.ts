@@ -12,7 +12,6 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 export class Progress {
   private readonly started = new Map<string, number>();
   private readonly maps = new Map<string, { items: unknown[]; done: number }>();
-  private readonly caught = new Set<string>();
 
   /**
    * @param itemsOf the items a Map state fans out over, found in its input
@@ -35,22 +34,18 @@ export class Progress {
           this.write(`▶ ${e.state.name} (${items.length} shard${items.length === 1 ? '' : 's'})`);
         } else this.write(`▶ ${e.state.name}`);
         return;
-      case 'StateCaught':
-        if (e.index === undefined) this.caught.add(e.state.name);
-        return;
       case 'StateExited': {
         if (e.index !== undefined || !SHOWN.has(e.state.type)) return;
         const took = seconds(e.timestamp - (this.started.get(e.state.name) ?? e.timestamp));
-        // A caught failure exits its state on the way to the Catch target: still a failure.
-        this.write(
-          this.caught.has(e.state.name) ? `✖ ${e.state.name} failed ${took}` : `✔ ${e.state.name} ${took}`,
-        );
+        this.write(`✔ ${e.state.name} ${took}`);
         return;
       }
-      case 'StateFailed':
+      case 'StateFailed': {
         if (e.index !== undefined || e.state.type === 'Fail') return;
-        this.write(`✖ ${e.state.name}: ${e.Error}: ${String(e.Cause)}`);
+        const took = seconds(e.timestamp - (this.started.get(e.state.name) ?? e.timestamp));
+        this.write(`✖ ${e.state.name} failed ${took}: ${e.Error}: ${String(e.Cause)}`);
         return;
+      }
       case 'StateRetried':
         this.write(`  ↻ ${e.state.name} retry ${e.retry.attempt}`);
         return;

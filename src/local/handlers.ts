@@ -1,7 +1,6 @@
 import { handler as buildManifests } from '../../functions/build-manifests.ts';
 import { handler as fetchDataset } from '../../functions/fetch-dataset.ts';
 import { handler as preprocessShard } from '../../functions/preprocess-shard.ts';
-import { handler as reportFailure } from '../../functions/report-failure.ts';
 import { handler as validateShard } from '../../functions/validate-shard.ts';
 import { handler as verifyDataset } from '../../functions/verify-dataset.ts';
 import { handler as writeReport } from '../../functions/write-report.ts';
@@ -17,5 +16,4 @@ export const localHandlers: Record<string, LocalHandler> = {
   TrainModel: trainModelTask,
   ValidateShard: validateShard,
   WriteReport: writeReport,
-  ReportFailure: reportFailure,
 };

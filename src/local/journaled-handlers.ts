@@ -9,9 +9,6 @@ import type { LocalHandler } from './step-functions.ts';
 // succeeded are passed through with their recorded outputs and the run continues from the
 // first Task that has none (inside a Map: just the items that have none).
 
-/** ReportFailure always runs: it reports this attempt's failure. */
-const NOT_JOURNALED = new Set(['ReportFailure']);
-
 export interface JournalState {
   /** Set on resume: the top-level state the run continued from. */
   fromState?: string;
@@ -42,7 +39,6 @@ export function journaledHandlers(opts: {
   const state: JournalState = { reusedTasks: 0 };
   let resumeRecorded: Promise<void> | undefined;
   const wrap = (name: string, handler: LocalHandler): LocalHandler => {
-    if (NOT_JOURNALED.has(name)) return handler;
     return async (event, context) => {
       if (opts.resume) {
         const recorded = await asLocalRuntime(() => recordedResult(store, runId, name, event));

@@ -10,6 +10,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/s3-store.ts';
 import type { FailureReport, PipelineConfig } from '../types.ts';
 import { loadLocalDefinition } from './definition.ts';
+import { localHistory, reportLocalFailure } from './failure-rule.ts';
 import { localHandlers } from './handlers.ts';
 import { journaledHandlers } from './journaled-handlers.ts';
 import { startLocalS3 } from './s3-server.ts';
@@ -37,7 +38,7 @@ export interface LocalRunResult extends ExecutionResult {
   runId: string;
   bucket: string;
   s3Directory: string;
-  /** reports/<runId>/failure.json, when the run failed and ReportFailure wrote it. */
+  /** reports/<runId>/failure.json, when the run failed or was stopped and ReportFailure wrote it. */
   failure?: FailureReport;
   /** reports/<runId>/metrics.json, when the run got that far. */
   metrics?: MetricsReport;
@@ -119,16 +120,22 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
       definition,
       resume: opts.resume === true,
     });
+    const history = localHistory();
+    const input = { config };
     const result = await runStateMachine({
       definition,
       executionName: runId,
-      input: { config },
+      input,
       handlers: journal.handlers,
-      onEvent: opts.onEvent,
+      onEvent: (event) => {
+        history.record(event);
+        opts.onEvent?.(event);
+      },
       signal: opts.signal,
     });
+    await reportLocalFailure({ executionName: runId, input, result, history });
     const failure =
-      result.status === 'FAILED'
+      result.status !== 'SUCCEEDED'
         ? await store.getJsonIfExists<FailureReport>(keys.failure(runId))
         : undefined;
     const metrics =

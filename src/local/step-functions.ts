@@ -2,6 +2,7 @@ import './polyfills.ts';
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { ExecutionAbortedError, StateMachine } from 'aws-local-stepfunctions';
+import { executionArnOf } from '../aws/execution.ts';
 import { errorMessage } from '../errors.ts';
 import { withCaller } from '../storage/call-log.ts';
 
@@ -48,7 +49,11 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-function lambdaContext(name: string, timeoutMs: number): Context {
+/** The local state machine's ARN, and its executions', named as on AWS. */
+export const LOCAL_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:dogbreed-local';
+export const localExecutionArn = (name: string) => executionArnOf(LOCAL_STATE_MACHINE_ARN, name);
+
+export function lambdaContext(name: string, timeoutMs: number): Context {
   const deadline = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,
@@ -100,7 +105,7 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
     overrides: { taskResourceLocalHandlers },
     context: {
       Execution: {
-        Id: `arn:aws:states:us-east-1:000000000000:execution:dogbreed-local:${opts.executionName}`,
+        Id: localExecutionArn(opts.executionName),
         Name: opts.executionName,
         Input: opts.input as never,
         StartTime: new Date().toISOString(),
@@ -121,11 +126,8 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
       execution.abort();
     }
   };
-  /** States whose error was caught: their StateExited leads to the Catch target. */
-  const caught = new Set<string>();
   const watch = (async () => {
     for await (const event of execution.eventLogs) {
-      if (event.type === 'StateCaught' && event.index === undefined) caught.add(event.state.name);
       if (event.type === 'StateEntered' || event.type === 'StateExited' || event.type === 'StateFailed') {
         const { name } = event.state;
         if (event.type === 'StateEntered') {
@@ -144,9 +146,7 @@ export async function runStateMachine(opts: RunOptions): Promise<ExecutionResult
           const t = timings.get(name);
           if (t) {
             t.endedAt = event.timestamp;
-            // A caught failure exits the state too (on to its Catch target): it stays failed.
-            if (event.type === 'StateFailed') t.status = 'failed';
-            else if (!caught.has(name) || event.index !== undefined) t.status = 'succeeded';
+            t.status = event.type === 'StateFailed' ? 'failed' : 'succeeded';
           }
           if (event.type === 'StateExited') measure(name, 'output', event.state.output);
         }

@@ -1,10 +1,14 @@
-import type { FailureEvent } from '../events.ts';
+import type { HistoryEvent } from '../aws/execution.ts';
+import type { FailedExecution, FailedStatus } from '../execution-status-event.ts';
 import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FailureReport } from '../types.ts';
 
-// ReportFailure: the Catch target of every state. Lambda failures arrive with a JSON Cause
-// ({errorType, errorMessage, trace}); a failed batch:submitJob.sync with the Batch job's
+// ReportFailure: runs when an execution ends FAILED, TIMED_OUT or ABORTED (the EventBridge rule
+// in serverless.yml; its local twin in src/local/failure-rule.ts) and writes failure.json. The
+// state machine catches nothing, so a redrive reruns the state that failed; which state that
+// was, the event does not say: the execution's history does. Lambda failures arrive with a JSON
+// Cause ({errorType, errorMessage, trace}); a failed batch:submitJob.sync with the Batch job's
 // description ({JobName, Status, StatusReason, Attempts, …}); the local engine passes the message
 // itself.
 
@@ -48,18 +52,77 @@ export function readableCause(cause: string): string {
   return cause;
 }
 
+/** What the execution's history says about how its last attempt ended. */
+export interface HistoryReading {
+  /** The top-level state it was in: a Map, not the state inside its iteration. */
+  state?: string;
+  /** ExecutionRedriven events: more than the event's redriveCount means a newer attempt began. */
+  redrives: number;
+  error?: string;
+  cause?: string;
+}
+
+const MAP_ITERATION_END = new Set(['MapIterationSucceeded', 'MapIterationFailed', 'MapIterationAborted']);
+
+export async function readHistory(events: AsyncIterable<HistoryEvent>): Promise<HistoryReading> {
+  const reading: HistoryReading = { redrives: 0 };
+  // Map iterations running: states entered meanwhile are inside a Map, whose iteration events name it.
+  let openIterations = 0;
+  for await (const e of events) {
+    const type = e.type ?? '';
+    if (type === 'ExecutionRedriven') {
+      reading.redrives++;
+      openIterations = 0;
+    } else if (type === 'MapIterationStarted') {
+      openIterations++;
+      reading.state = e.mapIterationStartedEventDetails?.name ?? reading.state;
+    } else if (MAP_ITERATION_END.has(type)) {
+      openIterations = Math.max(0, openIterations - 1);
+      const d =
+        e.mapIterationSucceededEventDetails ??
+        e.mapIterationFailedEventDetails ??
+        e.mapIterationAbortedEventDetails;
+      reading.state = d?.name ?? reading.state;
+    } else if (type.endsWith('StateEntered') && openIterations === 0) {
+      reading.state = e.stateEnteredEventDetails?.name ?? reading.state;
+    } else {
+      const end =
+        e.executionFailedEventDetails ?? e.executionTimedOutEventDetails ?? e.executionAbortedEventDetails;
+      if (end) Object.assign(reading, { error: end.error, cause: end.cause });
+    }
+  }
+  return reading;
+}
+
+/** What an end without an error of its own is reported as (the CLI uses the same words). */
+const ENDS: Record<FailedStatus, { error: string; cause: string }> = {
+  FAILED: { error: 'States.Runtime', cause: 'the execution failed' },
+  TIMED_OUT: { error: 'States.Timeout', cause: 'the execution timed out' },
+  ABORTED: { error: 'Aborted', cause: 'the execution was stopped' },
+};
+
+export type ReportFailureResult =
+  | (FailureReport & { failureKey: string })
+  | { runId: string; superseded: true; failureKey?: undefined };
+
 export async function reportFailure(
   store: ObjectStore,
-  event: FailureEvent,
-): Promise<FailureReport & { failureKey: string }> {
+  failed: FailedExecution,
+  history: AsyncIterable<HistoryEvent>,
+): Promise<ReportFailureResult> {
+  const reading = await readHistory(history);
+  // A late event (EventBridge delivers best effort, not in order) for an attempt that has been
+  // redriven since: the run is running again, and its report would say it failed.
+  if (reading.redrives > failed.redriveCount) return { runId: failed.runId, superseded: true };
+  const end = ENDS[failed.status];
   const report: FailureReport = {
-    runId: event.runId,
-    state: event.state,
-    error: event.error.Error,
-    cause: readableCause(event.error.Cause),
+    runId: failed.runId,
+    state: reading.state ?? 'unknown',
+    error: failed.error ?? reading.error ?? end.error,
+    cause: readableCause(failed.cause ?? reading.cause ?? end.cause),
     failedAt: new Date().toISOString(),
   };
-  const failureKey = keys.failure(event.runId);
+  const failureKey = keys.failure(failed.runId);
   await store.putJson(failureKey, report);
   return { ...report, failureKey };
 }

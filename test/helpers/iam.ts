@@ -69,6 +69,8 @@ export class StackResolver {
         return arn('batch', `job-definition/${this.prop(id, 'JobDefinitionName')}:1`);
       case 'AWS::IAM::Role':
         return id;
+      case 'AWS::StepFunctions::StateMachine':
+        return arn('states', `stateMachine:${this.prop(id, 'StateMachineName')}`);
       default:
         throw new Error(`Ref ${id} (${r.Type}): not resolvable here; extend StackResolver.ref`);
     }

@@ -37,21 +37,42 @@ export async function runOnLambdaNode<T>(
   script: string,
   opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<T> {
+  return (await runOnLambdaNodeWithOutput<T>(script, opts)).result;
+}
+
+/** What a script wrote besides its result: stdout's lines before the last, and stderr's. */
+interface ScriptOutput {
+  stdout: string[];
+  stderr: string[];
+}
+
+async function runOnLambdaNodeWithOutput<T>(
+  script: string,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ result: T; output: ScriptOutput }> {
   const node = await lambdaNode();
-  const { stdout } = await run(node, ['--input-type=module', '-e', script], {
+  const { stdout, stderr } = await run(node, ['--input-type=module', '-e', script], {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...opts.env },
     maxBuffer: 16 * 1024 * 1024,
   });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+  const lines = stdout.trim().split('\n');
+  return {
+    result: JSON.parse(lines.at(-1)!) as T,
+    output: { stdout: lines.slice(0, -1), stderr: stderr.split('\n').filter(Boolean) },
+  };
 }
 
-export type InvokeOutcome<T> =
+export type InvokeOutcome<T> = (
   | { ok: true; result: T; node: string }
-  | { ok: false; error: { name: string; message: string }; node: string };
+  | { ok: false; error: { name: string; message: string }; node: string }
+) & {
+  /** What the handler wrote (its log lines, on Lambda). */
+  output: ScriptOutput;
+};
 
 /** Imports a bundled handler on Lambda's Node and invokes it once, as the Lambda runtime would. */
-export function invokeBundle<T>(
+export async function invokeBundle<T>(
   file: string,
   event: unknown,
   env: NodeJS.ProcessEnv = {},
@@ -64,5 +85,6 @@ export function invokeBundle<T>(
     'catch (e) { out = { ok: false, error: { name: e.name, message: e.message } }; }',
     'console.log(JSON.stringify({ ...out, node: process.version }));',
   ].join('\n');
-  return runOnLambdaNode<InvokeOutcome<T>>(script, { env });
+  const { result, output } = await runOnLambdaNodeWithOutput<InvokeOutcome<T>>(script, { env });
+  return { ...result, output };
 }
