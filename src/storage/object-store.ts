@@ -15,8 +15,9 @@ export interface ByteRange {
   end: number;
 }
 
-/** An object read whole in one GET, with what HEAD would have said about it. */
+/** An object opened with one GET, with what HEAD would have said about it. */
 export interface StoredObject extends ObjectInfo {
+  /** The caller reads it to the end or destroys it: until then it holds a connection. */
   body: Readable;
 }
 
