@@ -17,7 +17,7 @@ import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipelin
 import { type LocalS3, startLocalS3 } from '../src/local/s3-server.ts';
 import { attachUploadTrigger, encodeEventKey } from '../src/local/upload-trigger.ts';
 import type { PredictionDocument, UploadFailure, UploadPrediction } from '../src/stages/classify-upload.ts';
-import type { Champion } from '../src/stages/write-report.ts';
+import type { Champion } from '../src/storage/champion.ts';
 import { createS3Client, openStore, type S3ObjectStore } from '../src/storage/s3-store.ts';
 import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';

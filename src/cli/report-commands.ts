@@ -3,9 +3,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.ts';
 import type { ClassMetrics, MetricsReport } from '../metrics/types.ts';
-import { evaluateModel } from '../stages/evaluate.ts';
-import { keys } from '../stages/keys.ts';
-import { listRuns, readRun, resolveRunId } from '../stages/runs.ts';
+import { evaluateModel } from '../queries/evaluate.ts';
+import { listRuns, readRun, resolveRunId } from '../queries/runs.ts';
+import { keys } from '../storage/layout.ts';
 import { withStore } from './workspace.ts';
 
 // `dogbreed runs | report | compare | evaluate`: reading what runs produced.
