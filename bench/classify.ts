@@ -20,7 +20,7 @@ import {
   type PredictionDocument,
   uploadLimitsFromEnv,
 } from '../src/stages/classify-upload.ts';
-import type { Champion } from '../src/stages/write-report.ts';
+import type { Champion } from '../src/storage/champion.ts';
 import type { ObjectInfo, ObjectStore, PutOptions } from '../src/storage/object-store.ts';
 import { openStore } from '../src/storage/s3-store.ts';
 import { makeJpegs } from './images.ts';
@@ -101,6 +101,13 @@ class MemoryStore implements ObjectStore {
   }
   async getJson<T>(key: string) {
     return JSON.parse(await this.getText(key)) as T;
+  }
+  async getIfExists(key: string) {
+    const o = this.objects.get(key);
+    return o && { ...o.info, body: Readable.from([o.body]) };
+  }
+  async getJsonIfExists<T>(key: string) {
+    return this.objects.has(key) ? this.getJson<T>(key) : undefined;
   }
   async put(key: string, body: Buffer | string, opts: PutOptions = {}) {
     const data = Buffer.from(body);
@@ -249,7 +256,7 @@ export async function benchClassify(dir: string, quick: boolean): Promise<Record
       handlerCore: { ...stats('core'), store: 'in memory' },
       handlerCoreLocalS3: {
         ...stats('coreLocalS3'),
-        store: 's3rver in this process (GET, HEAD ∥, PUT per upload)',
+        store: 's3rver in this process (GET upload ∥ GET pointer + HEAD model, PUT per upload)',
         s3RequestP50Ms: round(percentile(headMs, 50), 2),
       },
       goalRatio: GOAL_RATIO,

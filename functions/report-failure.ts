@@ -1,5 +1,4 @@
-import { type HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
-import { executionHistory } from '../src/aws/execution.ts';
+import { executionHistory, type HistoryEvent, sfnClient } from '../src/aws/execution.ts';
 import { parseExecutionStatusChange } from '../src/execution-status-event.ts';
 import { reportFailure } from '../src/stages/report-failure.ts';
 import { storeFromEnv } from '../src/storage/s3-store.ts';
@@ -13,7 +12,7 @@ export const reportFailureHandler = (history: HistorySource) =>
     reportFailure(storeFromEnv(), event, history(event.executionArn)),
   );
 
-// Throttled history calls are retried by executionHistory; any other error fails the invocation,
-// which Lambda retries (EventBridge invokes it asynchronously).
-const sfn = new SFNClient({ maxAttempts: 1 });
+// The SDK retries a throttled or failed history call (src/aws/sdk-retry.ts); what still fails
+// fails the invocation, which Lambda retries as a whole (EventBridge invokes it asynchronously).
+const sfn = sfnClient();
 export const handler = reportFailureHandler((executionArn) => executionHistory(sfn, executionArn));

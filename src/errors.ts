@@ -25,6 +25,33 @@ export class TransientError extends PipelineError {
   override name = 'TransientError';
 }
 
+/** Why an upload could not be classified: the `error.code` of its prediction document. */
+export type UploadErrorCode =
+  | 'NotFound'
+  | 'EmptyObject'
+  | 'TooLarge'
+  | 'NotAnImage'
+  | 'UnsupportedFormat'
+  | 'CorruptImage'
+  | 'TooManyPixels'
+  | 'NoChampion'
+  | 'ModelUnavailable'
+  | 'InternalError';
+
+/**
+ * An upload that cannot be classified. Upload classification writes it as an error document
+ * where the prediction would be, and does not rethrow it: a retry would fail the same way.
+ */
+export class UploadRejectedError extends PipelineError {
+  override name = 'UploadRejectedError';
+  constructor(
+    readonly code: UploadErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

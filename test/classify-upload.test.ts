@@ -22,7 +22,7 @@ import {
   type UploadPrediction,
   uploadRecords,
 } from '../src/stages/classify-upload.ts';
-import type { Champion } from '../src/stages/write-report.ts';
+import type { Champion } from '../src/storage/champion.ts';
 import { createS3Client, openStore, type S3ObjectStore } from '../src/storage/s3-store.ts';
 import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';

@@ -138,7 +138,7 @@ describe('IAM of the packaged stack, against the calls of a real local run', () 
       .filter(([, s]) => s.Type === 'Task')
       .map(([name]) => name);
     expect([...callers].sort()).toEqual([...tasks, 'ClassifyUpload', 'ReportFailure'].sort());
-    // Listing with a prefix, multipart, copy, delete and a HEAD of a missing key all happened,
+    // Listing with a prefix, multipart, copy, delete and a HEAD and a GET of a missing key all happened,
     // so their mapping was exercised.
     const commands = new Set(calls.filter((c) => c.caller).map((c) => c.command));
     for (const c of [
@@ -153,7 +153,11 @@ describe('IAM of the packaged stack, against the calls of a real local run', () 
       'DeleteObject',
     ])
       expect(commands, c).toContain(c);
-    expect(calls.some((c) => c.caller && c.command === 'HeadObject' && c.missing)).toBe(true);
+    for (const c of ['HeadObject', 'GetObject'])
+      expect(
+        calls.some((call) => call.caller && call.command === c && call.missing),
+        c,
+      ).toBe(true);
   });
 
   it('allows every call the code made, each under its own role', async () => {
@@ -302,20 +306,17 @@ describe('S3 calls as IAM requests', () => {
     expect(got.map((r) => [r.action, r.resource])).toEqual(expected);
   });
 
-  it('a HEAD of a missing key also needs the listing that tells missing from forbidden', () => {
-    expect(
-      iamRequests({
-        service: 's3',
-        bucket: b,
-        command: 'HeadObject',
-        key: 'models/current.json',
-        missing: true,
-      }),
-    ).toEqual([
-      { action: 's3:GetObject', resource: arn('models/current.json'), context: {} },
-      { action: 's3:ListBucket', resource: arn(), context: { 's3:prefix': 'models/current.json' } },
-    ]);
-  });
+  it.each(['HeadObject', 'GetObject'])(
+    'a %s of a missing key also needs the listing that tells missing from forbidden',
+    (command) => {
+      expect(
+        iamRequests({ service: 's3', bucket: b, command, key: 'models/current.json', missing: true }),
+      ).toEqual([
+        { action: 's3:GetObject', resource: arn('models/current.json'), context: {} },
+        { action: 's3:ListBucket', resource: arn(), context: { 's3:prefix': 'models/current.json' } },
+      ]);
+    },
+  );
 
   it('a listing is s3:ListBucket on the bucket, with s3:prefix', () => {
     expect(

@@ -17,7 +17,7 @@ import { startLocalS3 } from '../src/local/s3-server.ts';
 import { runStateMachine } from '../src/local/step-functions.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
-import { readRun } from '../src/stages/runs.ts';
+import { readRun } from '../src/queries/runs.ts';
 import { validateShard } from '../src/stages/validate-shard.ts';
 import { writeReport } from '../src/stages/write-report.ts';
 import type { ObjectStore } from '../src/storage/object-store.ts';

@@ -6,7 +6,7 @@ import { withWorkspaceStore } from '../src/cli/workspace.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { runLocalPipeline } from '../src/local/pipeline.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
-import type { RunSummaryRow } from '../src/stages/runs.ts';
+import type { RunSummaryRow } from '../src/queries/runs.ts';
 import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
 import { cli } from './helpers/cli.ts';

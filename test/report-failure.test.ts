@@ -6,8 +6,8 @@ import { handler } from '../functions/report-failure.ts';
 import { InputError } from '../src/errors.ts';
 import { type ExecutionStatusChange, parseExecutionStatusChange } from '../src/execution-status-event.ts';
 import { useLocalS3 } from '../src/local/pipeline.ts';
+import { readRun } from '../src/queries/runs.ts';
 import { readableCause, reportFailure } from '../src/stages/report-failure.ts';
-import { readRun } from '../src/stages/runs.ts';
 import type { FailureReport } from '../src/types.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 

@@ -7,7 +7,7 @@ import type { RunSummary } from '../src/cli/summary.ts';
 import { withWorkspaceStore } from '../src/cli/workspace.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
-import { keys } from '../src/stages/keys.ts';
+import { keys } from '../src/storage/layout.ts';
 import { cli } from './helpers/cli.ts';
 
 // `dogbreed resume` after a hard kill: the CLI is SIGKILLed (no chance to clean up) in

@@ -8,7 +8,6 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { followExecution } from '../src/aws/execution.ts';
 import { resolveStage } from '../src/aws/stage.ts';
 import { Progress } from '../src/cli/progress.ts';
 import { resumeOnStage, runOnStage } from '../src/cli/stage-run.ts';
@@ -310,21 +309,6 @@ describe('deployed stages', () => {
         sfn: new SFNClient({ region: 'us-east-1' }),
       }),
     ).rejects.toThrow(/cannot resume .*20261129-120000-ffff: Execution is not redrivable \(only a failed/);
-  });
-
-  it('retries a throttled history call instead of failing the follow', async () => {
-    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
-    sfn
-      .on(GetExecutionHistoryCommand)
-      .rejectsOnce(throttled)
-      .resolves({
-        events: history([
-          { type: 'ExecutionSucceeded', executionSucceededEventDetails: { output: '{"ok":1}' } },
-        ]),
-      });
-    const r = await followExecution(new SFNClient({ region: 'us-east-1' }), 'arn:exec:x', { pollMs: 1 });
-    expect(r).toEqual({ status: 'SUCCEEDED', output: { ok: 1 } });
-    expect(sfn.commandCalls(GetExecutionHistoryCommand)).toHaveLength(2);
   });
 });
 

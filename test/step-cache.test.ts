@@ -8,8 +8,8 @@ import { type LocalRunResult, runLocalPipeline } from '../src/local/pipeline.ts'
 import type { MetricsReport } from '../src/metrics/types.ts';
 import { encodeModel, loadModel } from '../src/model/onnx-io.ts';
 import { IMAGENET_PREPROCESS } from '../src/model/types.ts';
-import { keys } from '../src/stages/keys.ts';
 import { shardCacheKey } from '../src/stages/preprocess-shard.ts';
+import { keys } from '../src/storage/layout.ts';
 import { type FeatureKeyParts, featureCacheKey } from '../src/training/feature-cache.ts';
 import type { PipelineConfig } from '../src/types.ts';
 

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { parseConfig } from '../src/config.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { fetchDataset } from '../src/stages/fetch-dataset.ts';
-import { keys } from '../src/stages/keys.ts';
 import { verifyDataset } from '../src/stages/verify-dataset.ts';
+import { keys } from '../src/storage/layout.ts';
 import type { FetchResult, Inventory } from '../src/types.ts';
 import { startTestS3, type TestS3 } from './helpers/local-s3.ts';
 

@@ -2,13 +2,14 @@ import {
   DescribeExecutionCommand,
   GetExecutionHistoryCommand,
   type HistoryEvent,
+  type HistoryEventType,
   RedriveExecutionCommand,
-  type SFNClient,
+  SFNClient,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { InputError, TransientError } from '../errors.ts';
+import { InputError } from '../errors.ts';
 import type { EventLog } from '../local/step-functions.ts';
-import { withRetry } from '../util/retry.ts';
+import { SDK_RETRY, withRetryRule } from './sdk-retry.ts';
 
 // A run on a deployed stage: StartExecution, then the execution history polled and turned into
 // the same events the local engine emits, so the same progress display follows it.
@@ -20,15 +21,14 @@ export interface FollowResult {
   cause?: string;
 }
 
-const THROTTLED = /Throttl|TooManyRequests|RequestLimitExceeded/;
+export type { HistoryEvent, HistoryEventType, SFNClient };
 
-/** Step Functions API calls, retried with backoff when throttled (as polling often is). */
-function call<T>(fn: () => Promise<T>): Promise<T> {
-  return withRetry(fn, {
-    attempts: 6,
-    baseDelayMs: 500,
-    isRetryable: (e) => e instanceof TransientError || THROTTLED.test((e as Error).name ?? ''),
-  });
+/**
+ * A Step Functions client (in the environment's region unless given); the SDK retries its calls,
+ * throttled polling too: see sdk-retry.ts.
+ */
+export function sfnClient(region?: string): SFNClient {
+  return withRetryRule(new SFNClient({ region, ...SDK_RETRY }));
 }
 
 export async function startExecution(
@@ -37,8 +37,8 @@ export async function startExecution(
   runId: string,
   input: unknown,
 ): Promise<string> {
-  const out = await call(() =>
-    sfn.send(new StartExecutionCommand({ stateMachineArn, name: runId, input: JSON.stringify(input) })),
+  const out = await sfn.send(
+    new StartExecutionCommand({ stateMachineArn, name: runId, input: JSON.stringify(input) }),
   );
   if (!out.executionArn) throw new Error('StartExecution returned no execution ARN');
   return out.executionArn;
@@ -52,7 +52,7 @@ export function executionArnOf(stateMachineArn: string, runId: string): string {
 /** Continues a failed, timed-out or aborted execution from where it stopped. */
 export async function redriveExecution(sfn: SFNClient, executionArn: string): Promise<void> {
   try {
-    await call(() => sfn.send(new RedriveExecutionCommand({ executionArn })));
+    await sfn.send(new RedriveExecutionCommand({ executionArn }));
   } catch (err) {
     const name = (err as Error).name;
     if (name === 'ExecutionNotRedrivable' || name === 'ExecutionDoesNotExist') {
@@ -139,8 +139,8 @@ export class HistoryTranslator {
 export async function* executionHistory(sfn: SFNClient, executionArn: string): AsyncGenerator<HistoryEvent> {
   let token: string | undefined;
   do {
-    const page = await call(() =>
-      sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 })),
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 }),
     );
     yield* page.events ?? [];
     token = page.nextToken;
@@ -172,8 +172,8 @@ export async function followExecution(
   for (;;) {
     let token: string | undefined;
     do {
-      const page = await call(() =>
-        sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 })),
+      const page = await sfn.send(
+        new GetExecutionHistoryCommand({ executionArn, nextToken: token, maxResults: 500 }),
       );
       for (const e of page.events ?? []) {
         if ((e.id ?? 0) <= lastId) continue;
@@ -198,7 +198,7 @@ export async function followExecution(
       token = page.nextToken;
     } while (token);
     if (opts.signal?.aborted) {
-      const d = await call(() => sfn.send(new DescribeExecutionCommand({ executionArn })));
+      const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
       return {
         status: 'ABORTED',
         error: 'Detached',

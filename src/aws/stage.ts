@@ -1,5 +1,6 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { InputError } from '../errors.ts';
+import { SDK_RETRY, withRetryRule } from './sdk-retry.ts';
 
 // A deployed stage: what `serverless deploy --stage NAME` created, found from the CloudFormation
 // stack's outputs (stack `dogbreed-pipeline-<stage>`, the Serverless Framework's naming).
@@ -28,7 +29,7 @@ export async function resolveStage(
     );
   }
   const region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
-  const client = opts.client ?? new CloudFormationClient({ region, maxAttempts: 6 });
+  const client = opts.client ?? withRetryRule(new CloudFormationClient({ region, ...SDK_RETRY }));
   const name = stackName(stage);
   let outputs: { OutputKey?: string; OutputValue?: string }[];
   try {

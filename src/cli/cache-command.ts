@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.ts';
-import { keys } from '../stages/keys.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { TARGET_OPTIONS } from './report-commands.ts';
 import { withStore } from './workspace.ts';

@@ -59,7 +59,8 @@ async function freeUploadKey(store: ObjectStore, file: string, taken: Set<string
 /** The prediction document once it appears (it is written with one PUT), or undefined at the deadline. */
 async function waitFor(store: ObjectStore, key: string, deadline: number) {
   for (;;) {
-    if (await store.head(key)) return store.getJson<PredictionDocument>(key);
+    const doc = await store.getJsonIfExists<PredictionDocument>(key);
+    if (doc) return doc;
     if (Date.now() >= deadline) return undefined;
     await sleep(POLL_MS);
   }

@@ -4,10 +4,10 @@ import { parseArgs } from 'node:util';
 import { ResizeShorterSchema } from '../config.ts';
 import { InputError } from '../errors.ts';
 import type { ClassMetrics, MetricsReport } from '../metrics/types.ts';
+import { evaluateModel } from '../queries/evaluate.ts';
+import { listRuns, readRun, resolveRunId } from '../queries/runs.ts';
 import { object } from '../schema/fields.ts';
-import { evaluateModel } from '../stages/evaluate.ts';
-import { keys } from '../stages/keys.ts';
-import { listRuns, readRun, resolveRunId } from '../stages/runs.ts';
+import { keys } from '../storage/layout.ts';
 import { decimal, parseFlags } from './flags.ts';
 import { withStore } from './workspace.ts';
 

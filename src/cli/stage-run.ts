@@ -1,12 +1,18 @@
 import { basename } from 'node:path';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { executionArnOf, followExecution, redriveExecution, startExecution } from '../aws/execution.ts';
+import {
+  executionArnOf,
+  followExecution,
+  redriveExecution,
+  type SFNClient,
+  sfnClient,
+  startExecution,
+} from '../aws/execution.ts';
 import { resolveStage } from '../aws/stage.ts';
 import { openSource, parseSource } from '../dataset/sources.ts';
 import { newRunId } from '../local/pipeline.ts';
 import type { MetricsReport } from '../metrics/types.ts';
-import { appendResume } from '../stages/execution-journal.ts';
-import { keys } from '../stages/keys.ts';
+import { appendResume } from '../storage/execution-journal.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ExecutionInput, FailureReport, PipelineConfig } from '../types.ts';
 import type { Progress } from './progress.ts';
@@ -41,7 +47,7 @@ async function stageSource(store: ObjectStore, source: string, log: (line: strin
 
 export async function runOnStage(config: PipelineConfig, opts: StageRunOptions): Promise<number> {
   const stage = await resolveStage(opts.stage, { region: opts.region });
-  const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
+  const sfn = opts.sfn ?? sfnClient(stage.region);
   return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
     const runId = newRunId();
     const source = await stageSource(store, config.source, opts.log);
@@ -60,12 +66,12 @@ export async function runOnStage(config: PipelineConfig, opts: StageRunOptions):
  */
 export async function resumeOnStage(runId: string, opts: StageRunOptions): Promise<number> {
   const stage = await resolveStage(opts.stage, { region: opts.region });
-  const sfn = opts.sfn ?? new SFNClient({ region: stage.region, maxAttempts: 6 });
+  const sfn = opts.sfn ?? sfnClient(stage.region);
   return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
     const executionArn = executionArnOf(stage.stateMachineArn, runId);
-    const fromState = (await store.head(keys.failure(runId)))
-      ? (await store.getJson<FailureReport>(keys.failure(runId))).state
-      : 'the state that did not finish';
+    const fromState =
+      (await store.getJsonIfExists<FailureReport>(keys.failure(runId)))?.state ??
+      'the state that did not finish';
     await redriveExecution(sfn, executionArn);
     // WriteReport reads this to say the run was resumed; the last attempt's failure no longer holds.
     await appendResume(store, runId, { at: new Date().toISOString(), fromState, how: 'redrive' });
@@ -99,9 +105,7 @@ async function followAndReport(
     log(`${result.cause}; stop it with: aws stepfunctions stop-execution --execution-arn ${executionArn}`);
     return 130;
   }
-  const failure = (await store.head(keys.failure(runId)))
-    ? await store.getJson<FailureReport>(keys.failure(runId))
-    : undefined;
+  const failure = await store.getJsonIfExists<FailureReport>(keys.failure(runId));
   const where = failure ? ` in ${failure.state}` : '';
   log(
     `run ${runId} ${result.status.toLowerCase()}${where}: ${failure?.error ?? result.error}: ${failure?.cause ?? result.cause}`,

@@ -1,6 +1,6 @@
 import type { LocalRunResult } from '../local/pipeline.ts';
 import type { GateResult, Promotion } from '../metrics/types.ts';
-import { keys } from '../stages/keys.ts';
+import { keys } from '../storage/layout.ts';
 import type { FailureReport, FetchResult, ManifestsResult, ShardResult, VerifyResult } from '../types.ts';
 
 // What `dogbreed run` reports at the end, as JSON (--json) or as text.

@@ -1,6 +1,6 @@
 import { MAX_SHARD_INDEX, MAX_SHARD_SIZE, type SplitRatios } from '../config.ts';
 import { DataError, InputError } from '../errors.ts';
-import { keys } from '../stages/keys.ts';
+import { keys } from '../storage/layout.ts';
 import type { IndexRow, ManifestRow, ShardTask, Split } from '../types.ts';
 import { SPLITS } from '../types.ts';
 import { hashString, mulberry32, shuffle } from '../util/prng.ts';

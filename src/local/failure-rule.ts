@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { HistoryEvent, HistoryEventType } from '@aws-sdk/client-sfn';
 import { reportFailureHandler } from '../../functions/report-failure.ts';
+import type { HistoryEvent, HistoryEventType } from '../aws/execution.ts';
 import { errorMessage } from '../errors.ts';
 import { EXECUTION_STATUS_CHANGE, type ExecutionStatusChange } from '../execution-status-event.ts';
 import { logger } from '../log.ts';

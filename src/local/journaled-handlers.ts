@@ -1,5 +1,5 @@
-import { appendResume, recordedResult, recordResult } from '../stages/execution-journal.ts';
 import { asLocalRuntime } from '../storage/call-log.ts';
+import { appendResume, recordedResult, recordResult } from '../storage/execution-journal.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { LocalHandler } from './step-functions.ts';
 

@@ -4,8 +4,8 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.ts';
 import type { MetricsReport } from '../metrics/types.ts';
-import { type ExecutionStart, isAlive, journalKeys, readStart } from '../stages/execution-journal.ts';
-import { keys } from '../stages/keys.ts';
+import { type ExecutionStart, isAlive, journalKeys, readStart } from '../storage/execution-journal.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/s3-store.ts';
 import type { ExecutionInput, FailureReport, PipelineConfig } from '../types.ts';
@@ -135,13 +135,15 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
     });
     await reportLocalFailure({ executionName: runId, input, result, history });
     const failure =
-      result.status !== 'SUCCEEDED' && (await store.head(keys.failure(runId)))
-        ? await store.getJson<FailureReport>(keys.failure(runId))
+      result.status !== 'SUCCEEDED'
+        ? await store.getJsonIfExists<FailureReport>(keys.failure(runId))
         : undefined;
-    let metrics: MetricsReport | undefined;
+    const metrics =
+      result.status === 'SUCCEEDED'
+        ? await store.getJsonIfExists<MetricsReport>(keys.metrics(runId))
+        : undefined;
     let reportFile: string | undefined;
-    if (result.status === 'SUCCEEDED' && (await store.head(keys.metrics(runId)))) {
-      metrics = await store.getJson<MetricsReport>(keys.metrics(runId));
+    if (metrics) {
       reportFile = join(opts.workspace, keys.reportHtml(runId));
       await mkdir(dirname(reportFile), { recursive: true });
       await writeFile(reportFile, await store.getBytes(keys.reportHtml(runId)));

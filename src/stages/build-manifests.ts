@@ -3,11 +3,11 @@ import { planShards, shardRows, stratifiedSplit } from '../dataset/split.ts';
 import { DataError } from '../errors.ts';
 import type { ManifestsEvent } from '../events.ts';
 import { logger } from '../log.ts';
+import { keys } from '../storage/layout.ts';
 import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
-import type { IndexRow, Inventory, ManifestsResult } from '../types.ts';
+import type { Inventory, ManifestsResult } from '../types.ts';
 import { SPLITS } from '../types.ts';
 import { parseJsonl, toJsonl } from '../util/jsonl.ts';
-import { keys } from './keys.ts';
 
 // BuildManifests: the verified index → seeded stratified train/val/test manifests (JSON Lines)
 // and one list object per shard for the Preprocess fan-out. Same seed and index, same bytes.
@@ -21,14 +21,12 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
       `${verify.inventoryKey} describes a tarball with sha256 ${inventory.sha256}, not ${event.dataset.sha256}: run VerifyDataset again`,
     );
   }
-  let rows: IndexRow[];
-  try {
-    rows = parseJsonl(await store.getText(verify.indexKey), verify.indexKey, isIndexRow);
-  } catch (err) {
-    if (err instanceof SyntaxError)
-      throw new DataError(`${err.message}: run again with --no-cache so VerifyDataset rebuilds it`);
-    throw err;
-  }
+  const rows = parseJsonl(
+    await store.getText(verify.indexKey),
+    verify.indexKey,
+    isIndexRow,
+    'run again with --no-cache so VerifyDataset rebuilds it',
+  );
   if (rows.length !== inventory.images) {
     throw new DataError(
       `${verify.indexKey} has ${rows.length} rows but the inventory counts ${inventory.images} images: run again with --no-cache so VerifyDataset rebuilds it`,

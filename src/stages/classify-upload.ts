@@ -9,6 +9,8 @@ import {
   isTransientServiceError,
   NotFoundError,
   TransientError,
+  type UploadErrorCode,
+  UploadRejectedError,
 } from '../errors.ts';
 import { resizedSize } from '../imaging/preprocess-image.ts';
 import { logger } from '../log.ts';
@@ -21,10 +23,10 @@ import {
 import { topK } from '../model/top-k.ts';
 import { count, list, object, text } from '../schema/fields.ts';
 import { parseInput } from '../schema/parse.ts';
+import { type Champion, readChampion } from '../storage/champion.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ImageFormat } from '../types.ts';
-import { keys } from './keys.ts';
-import type { Champion } from './write-report.ts';
 
 // Upload classification: uploads/<name> → predictions/<name>.json, with the champion model
 // (models/current.json), preprocessed exactly as Preprocess + Validate see images. Bad input
@@ -81,18 +83,6 @@ export function uploadLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Uploa
   };
 }
 
-export type UploadErrorCode =
-  | 'NotFound'
-  | 'EmptyObject'
-  | 'TooLarge'
-  | 'NotAnImage'
-  | 'UnsupportedFormat'
-  | 'CorruptImage'
-  | 'TooManyPixels'
-  | 'NoChampion'
-  | 'ModelUnavailable'
-  | 'InternalError';
-
 export interface BreedScore {
   rank: number;
   breed: string;
@@ -123,16 +113,6 @@ export interface UploadFailure extends PredictionBase {
 
 export type PredictionDocument = UploadPrediction | UploadFailure;
 
-/** An upload this function cannot classify: written as an error document, never thrown out. */
-class Rejected extends Error {
-  constructor(
-    readonly code: UploadErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** TransientError as is; a connection dropped mid-body (raw socket error) becomes one. */
 function transient(err: unknown): TransientError | undefined {
   if (err instanceof TransientError) return err;
@@ -148,7 +128,10 @@ async function readUpload(store: ObjectStore, key: string, maxBytes: number): Pr
     stream = await store.getStream(key);
   } catch (err) {
     if (err instanceof NotFoundError) {
-      throw new Rejected('NotFound', `${key} no longer exists (deleted before it was read): upload it again`);
+      throw new UploadRejectedError(
+        'NotFound',
+        `${key} no longer exists (deleted before it was read): upload it again`,
+      );
     }
     throw err;
   }
@@ -158,39 +141,38 @@ async function readUpload(store: ObjectStore, key: string, maxBytes: number): Pr
     total += (chunk as Buffer).length;
     if (total > maxBytes) {
       stream.destroy();
-      throw new Rejected(
+      throw new UploadRejectedError(
         'TooLarge',
         `${key} is over the ${mib(maxBytes)} limit (DOGBREED_UPLOAD_MAX_BYTES): upload a smaller image`,
       );
     }
     chunks.push(chunk as Buffer);
   }
-  if (total === 0) throw new Rejected('EmptyObject', `${key} is empty (0 bytes): upload the image again`);
+  if (total === 0)
+    throw new UploadRejectedError('EmptyObject', `${key} is empty (0 bytes): upload the image again`);
   return Buffer.concat(chunks);
 }
 
 /**
- * The champion pointer by ETag, with the model it names. One HEAD per upload notices a promotion;
- * models are never overwritten (a run writes its own), so an unchanged pointer means the same model.
+ * The champion pointer, read whole on every upload (one GET notices a promotion), with the model it
+ * names, kept while the pointer names the same model: models are never overwritten (a run writes
+ * its own), so the same key and checksum mean the same model.
  */
-let current: { id: string; champion: Champion; model: Promise<ServingModel> } | undefined;
+let current: { id: string; model: Promise<ServingModel> } | undefined;
 
 async function championModel(store: ObjectStore): Promise<{ champion: Champion; model: ServingModel }> {
-  const info = await store.head(keys.champion());
-  if (!info) {
-    throw new Rejected(
+  const champion = await readChampion(store);
+  if (!champion) {
+    throw new UploadRejectedError(
       'NoChampion',
       `no champion model yet (s3://${store.bucket}/${keys.champion()} is missing): run \`dogbreed run\` first, then upload again`,
     );
   }
-  const id = `${store.bucket}@${info.etag}`;
-  if (current?.id !== id) {
-    const champion = await store.getJson<Champion>(keys.champion());
-    current = { id, champion, model: loadServingModel(store, champion.modelKey) };
-  }
-  const { champion, model } = current;
+  const id = `${store.bucket}/${champion.modelKey}@${champion.modelSha256}`;
+  if (current?.id !== id) current = { id, model: loadServingModel(store, champion.modelKey) };
+  const { model } = current;
   const unavailable = (why: string) =>
-    new Rejected(
+    new UploadRejectedError(
       'ModelUnavailable',
       `the champion model of run ${champion.runId} cannot be used (${why}): run \`dogbreed run\` to train and promote a new one`,
     );
@@ -221,11 +203,11 @@ function checkHeader(key: string, bytes: Buffer, maxPixels: number) {
         ? 'UnsupportedFormat'
         : 'CorruptImage';
     const hint = code === 'CorruptImage' ? 'upload the whole file again' : 'upload a JPEG, PNG or WebP image';
-    throw new Rejected(code, `${key}: ${sniffed.reason}: ${hint}`);
+    throw new UploadRejectedError(code, `${key}: ${sniffed.reason}: ${hint}`);
   }
   const pixels = sniffed.width * sniffed.height;
   if (pixels > maxPixels) {
-    throw new Rejected(
+    throw new UploadRejectedError(
       'TooManyPixels',
       `${key} is ${sniffed.width}×${sniffed.height} = ${pixels} pixels, over the limit of ${maxPixels} (DOGBREED_UPLOAD_MAX_PIXELS): upload a smaller image`,
     );
@@ -244,7 +226,7 @@ async function classify(
   // An extreme aspect ratio makes the resized image, not the upload, the bomb.
   const target = resizedSize(header.width, header.height, resizeShorter);
   if (target.width * target.height > limits.maxPixels) {
-    throw new Rejected(
+    throw new UploadRejectedError(
       'TooManyPixels',
       `${key}: aspect ratio too extreme (${header.width}×${header.height}): upload a less elongated image`,
     );
@@ -256,7 +238,7 @@ async function classify(
     shown = { width: input.sourceWidth, height: input.sourceHeight };
     tensor = input.tensor;
   } catch (err) {
-    throw new Rejected('CorruptImage', `${errorMessage(err)}: upload the whole file again`);
+    throw new UploadRejectedError('CorruptImage', `${errorMessage(err)}: upload the whole file again`);
   }
   const labels = model.meta.labels;
   const probabilities = await model.runner.run([tensor]);
@@ -296,7 +278,7 @@ export async function classifyUpload(
   let bytes: Buffer | undefined;
   try {
     if (upload.size !== undefined && upload.size > limits.maxBytes) {
-      throw new Rejected(
+      throw new UploadRejectedError(
         'TooLarge',
         `${key} is ${mib(upload.size)}, over the ${mib(limits.maxBytes)} limit (DOGBREED_UPLOAD_MAX_BYTES): upload a smaller image`,
       );
@@ -317,9 +299,9 @@ export async function classifyUpload(
     const retry = transient(err);
     if (retry) throw retry;
     const rejected =
-      err instanceof Rejected
+      err instanceof UploadRejectedError
         ? err
-        : new Rejected(
+        : new UploadRejectedError(
             'InternalError',
             `${errorMessage(err)}: upload the image again; if it recurs, report it`,
           );

@@ -10,9 +10,9 @@ import {
 } from '../dataset/sources.ts';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FetchResult } from '../types.ts';
-import { keys } from './keys.ts';
 
 // FetchDataset: stream the source into the bucket (multipart, bounded memory), hashing on
 // the way. Content-addressed: the dataset id is the start of the SHA-256, so the same bytes
@@ -76,7 +76,7 @@ export async function fetchDataset(store: ObjectStore, input: FetchInput): Promi
   const fingerprint = await sourceFingerprint(ref, store, policy);
   const recordKey = keys.sourceRecord(createHash('sha256').update(where).digest('hex').slice(0, 24));
   if (fingerprint && !expected) {
-    const record = (await store.head(recordKey)) ? await store.getJson<SourceRecord>(recordKey) : undefined;
+    const record = await store.getJsonIfExists<SourceRecord>(recordKey);
     const hit = record?.fingerprint === fingerprint ? await existing(store, record.sha256) : undefined;
     if (hit) {
       checkSize(hit.bytes);

@@ -6,11 +6,11 @@ import { DataError } from '../errors.ts';
 import type { PreprocessEvent } from '../events.ts';
 import { preprocessImage } from '../imaging/preprocess-image.ts';
 import { logger } from '../log.ts';
+import { keys } from '../storage/layout.ts';
 import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import type { ShardResult, ShardSample } from '../types.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
 import { parseJsonl } from '../util/jsonl.ts';
-import { keys } from './keys.ts';
 
 // Preprocess, one shard: ranged GETs straight out of the tarball (offsets from the index, no
 // extraction; neighbouring members share a GET), decode + resize, and one WebDataset tar (<id>.jpg + <id>.json) written with a
@@ -81,7 +81,7 @@ async function buildShard(
   list: string,
 ): Promise<{ tar: Buffer; metadata: { sha256: string; images: string } }> {
   const { shard, tarKey, config } = event;
-  const rows = parseJsonl(list, shard.listKey, isManifestRow);
+  const rows = parseJsonl(list, shard.listKey, isManifestRow, 'run BuildManifests again');
   if (rows.length !== shard.count) {
     throw new DataError(
       `${shard.listKey} lists ${rows.length} images, the plan says ${shard.count}: run BuildManifests again`,

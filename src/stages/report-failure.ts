@@ -1,8 +1,8 @@
-import type { HistoryEvent } from '@aws-sdk/client-sfn';
+import type { HistoryEvent } from '../aws/execution.ts';
 import type { FailedExecution, FailedStatus } from '../execution-status-event.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FailureReport } from '../types.ts';
-import { keys } from './keys.ts';
 
 // ReportFailure: runs when an execution ends FAILED, TIMED_OUT or ABORTED (the EventBridge rule
 // in serverless.yml; its local twin in src/local/failure-rule.ts) and writes failure.json. The

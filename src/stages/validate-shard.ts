@@ -6,10 +6,10 @@ import { RowTable, runBatched } from '../model/batch-model.ts';
 import { evalView } from '../model/image-tensor.ts';
 import { loadServingModel } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
+import { keys } from '../storage/layout.ts';
 import { INTERMEDIATE, type ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
 import type { ValidationResult } from '../types.ts';
-import { keys } from './keys.ts';
 
 // Validate, one test shard: the run's model.onnx (loaded once per container) over the shard's
 // images, preprocessed as the model's own metadata says, in batches; one predictions object.

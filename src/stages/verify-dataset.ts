@@ -5,10 +5,10 @@ import { readTar } from '../dataset/tar-reader.ts';
 import { DataError, NotFoundError } from '../errors.ts';
 import type { VerifyEvent } from '../events.ts';
 import { logger } from '../log.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { DatasetProfile, Inventory, VerifyResult } from '../types.ts';
 import { toJsonl } from '../util/jsonl.ts';
-import { keys } from './keys.ts';
 
 // VerifyDataset: one streaming pass over images.tar in S3 that checks the checksum and the tar
 // structure and indexes every image (class, byte offset, size, dimensions). index.jsonl is

@@ -7,26 +7,16 @@ import { computeMetrics } from '../metrics/compute.ts';
 import { comparePromotion, evaluateGate } from '../metrics/gate.ts';
 import type { BackboneCard, CacheUse, MetricsReport, Prediction, PredictionShard } from '../metrics/types.ts';
 import { renderReportHtml, type TrainingRecord, worstClasses } from '../report/html.ts';
+import { readChampion, writeChampion } from '../storage/champion.ts';
+import { readResumes } from '../storage/execution-journal.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { readShard } from '../training/shard-reader.ts';
-import { readResumes } from './execution-journal.ts';
-import { keys } from './keys.ts';
 
 // WriteReport: every predictions shard → metrics.json (with the quality gate) and report.html,
 // and the model promoted to champion when it passes the gate and beats the current one.
 // Order of writes: report.html, then models/current.json, then metrics.json last — so a
 // metrics.json present means a complete report, and a retry gives the same result.
-
-/** models/current.json: which run's model serves uploads. */
-export interface Champion {
-  runId: string;
-  modelKey: string;
-  modelSha256: string;
-  macroF1: number;
-  accuracy: number;
-  metricsKey: string;
-  promotedAt: string;
-}
 
 export interface WriteReportResult {
   metricsKey: string;
@@ -130,8 +120,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
   const computed = computeMetrics(all, classInfo);
   const gate = evaluateGate(computed, config.gate);
 
-  const championInfo = await store.head(keys.champion());
-  const champion = championInfo ? await store.getJson<Champion>(keys.champion()) : undefined;
+  const champion = await readChampion(store);
   // A retried WriteReport finds itself already champion: the same decision, not a demotion.
   const promotion =
     champion?.runId === runId
@@ -191,7 +180,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
   });
   await store.put(keys.reportHtml(runId), html, { contentType: 'text/html; charset=utf-8' });
   if (promotion.promoted && champion?.runId !== runId) {
-    const next: Champion = {
+    await writeChampion(store, {
       runId,
       modelKey: keys.model(runId),
       modelSha256: training.modelSha256,
@@ -199,9 +188,7 @@ export async function writeReport(store: ObjectStore, event: WriteReportEvent): 
       accuracy: computed.accuracy,
       metricsKey: keys.metrics(runId),
       promotedAt: new Date().toISOString(),
-    };
-    // One PUT replaces the pointer whole; the models it points to are never overwritten.
-    await store.putJson(keys.champion(), next);
+    });
   }
   await store.putJson(keys.metrics(runId), metrics);
   logger.info(

@@ -15,6 +15,12 @@ export interface ByteRange {
   end: number;
 }
 
+/** An object opened with one GET, with what HEAD would have said about it. */
+export interface StoredObject extends ObjectInfo {
+  /** The caller reads it to the end or destroys it: until then it holds a connection. */
+  body: Readable;
+}
+
 export interface PutOptions {
   contentType?: string;
   metadata?: Record<string, string>;
@@ -34,6 +40,13 @@ export interface ObjectStore {
   getBytes(key: string, range?: ByteRange): Promise<Buffer>;
   getText(key: string): Promise<string>;
   getJson<T>(key: string): Promise<T>;
+  /**
+   * Reads a key that may be absent: one GET, undefined when there is no such key. Never HEAD
+   * then GET: that is two requests, and the object can change or vanish between them.
+   */
+  getIfExists(key: string): Promise<StoredObject | undefined>;
+  /** getIfExists + getJson: the parsed object, or undefined when the key is absent. */
+  getJsonIfExists<T>(key: string): Promise<T | undefined>;
   /** Single PUT: the object appears whole or not at all. */
   put(key: string, body: Buffer | string, opts?: PutOptions): Promise<void>;
   putJson(key: string, value: unknown, opts?: PutOptions): Promise<void>;

@@ -10,15 +10,17 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { SDK_RETRY, withRetryRule } from '../aws/sdk-retry.ts';
 import {
   DataError,
   errorMessage,
+  InputError,
   isTransientServiceError,
   NotFoundError,
   TransientError,
 } from '../errors.ts';
 import { recordCalls } from './call-log.ts';
-import type { ByteRange, ObjectInfo, ObjectStore, PutOptions } from './object-store.ts';
+import type { ByteRange, ObjectInfo, ObjectStore, PutOptions, StoredObject } from './object-store.ts';
 
 // The one module that speaks S3. It works against AWS and against any S3-compatible
 // endpoint (the embedded s3rver), through the real AWS SDK.
@@ -37,7 +39,7 @@ const QUEUE_SIZE = 4;
 export function createS3Client(cfg: S3StoreConfig): S3Client {
   const client = new S3Client({
     region: cfg.region ?? process.env.AWS_REGION ?? 'us-east-1',
-    maxAttempts: 5,
+    ...SDK_RETRY,
     // Without these, streamed bodies go out with aws-chunked framing that s3rver stores verbatim.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
@@ -50,7 +52,7 @@ export function createS3Client(cfg: S3StoreConfig): S3Client {
       : {}),
   });
   // Off unless a test asks for it (DOGBREED_AWS_CALL_LOG).
-  return recordCalls(client);
+  return recordCalls(withRetryRule(client));
 }
 
 function isNotFound(err: unknown): boolean {
@@ -74,6 +76,12 @@ function mapError(err: unknown, bucket: string, key: string): Error {
     return new TransientError(`S3 connection error on s3://${bucket}/${key}: ${errorMessage(err)}`);
   }
   return err instanceof Error ? err : new Error(String(err));
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /** Tags as S3's x-amz-tagging header wants them: a URL-encoded query string. */
@@ -100,10 +108,34 @@ export class S3ObjectStore implements ObjectStore {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { size: out.ContentLength ?? 0, etag: out.ETag ?? '', metadata: out.Metadata ?? {} };
     } catch (err) {
-      if (isNotFound(err)) return undefined;
-      if (isForbidden(err) && !(await this.listed(key))) return undefined;
+      if (await this.absent(key, err)) return undefined;
       throw mapError(err, this.bucket, key);
     }
+  }
+
+  async getIfExists(key: string): Promise<StoredObject | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        body: out.Body as Readable,
+        size: out.ContentLength ?? 0,
+        etag: out.ETag ?? '',
+        metadata: out.Metadata ?? {},
+      };
+    } catch (err) {
+      if (await this.absent(key, err)) return undefined;
+      throw mapError(err, this.bucket, key);
+    }
+  }
+
+  async getJsonIfExists<T>(key: string): Promise<T | undefined> {
+    const found = await this.getIfExists(key);
+    return found && this.parseJson<T>(key, await this.call(key, () => readAll(found.body)));
+  }
+
+  /** Whether a failed read means "no such key" (a 404, or a 403 for a key a listing does not show). */
+  private async absent(key: string, err: unknown): Promise<boolean> {
+    return isNotFound(err) || (isForbidden(err) && !(await this.listed(key)));
   }
 
   /**
@@ -132,10 +164,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async getBytes(key: string, range?: ByteRange): Promise<Buffer> {
     return this.call(key, async () => {
-      const stream = await this.getStream(key, range);
-      const chunks: Buffer[] = [];
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
-      const buf = Buffer.concat(chunks);
+      const buf = await readAll(await this.getStream(key, range));
       if (range && buf.length !== range.end - range.start + 1) {
         throw new DataError(
           `s3://${this.bucket}/${key}: asked for bytes ${range.start}-${range.end}, got ${buf.length} bytes (object shorter than the index says?)`,
@@ -150,11 +179,14 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getJson<T>(key: string): Promise<T> {
-    const text = await this.getText(key);
+    return this.parseJson<T>(key, await this.getBytes(key));
+  }
+
+  private parseJson<T>(key: string, bytes: Buffer): T {
     try {
-      return JSON.parse(text) as T;
+      return JSON.parse(bytes.toString('utf8')) as T;
     } catch {
-      throw new DataError(`s3://${this.bucket}/${key} is not valid JSON (${text.length} bytes)`);
+      throw new DataError(`s3://${this.bucket}/${key} is not valid JSON (${bytes.length} bytes)`);
     }
   }
 
@@ -253,7 +285,11 @@ const cache = new Map<string, S3ObjectStore>();
  */
 export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): S3ObjectStore {
   const bucket = env.DOGBREED_BUCKET;
-  if (!bucket) throw new Error('DOGBREED_BUCKET is not set: the function does not know which bucket to use');
+  if (!bucket) {
+    throw new InputError(
+      "DOGBREED_BUCKET is not set: the function does not know which bucket to use; set it in the function's environment",
+    );
+  }
   const endpoint = env.DOGBREED_S3_ENDPOINT || undefined;
   const id = `${endpoint ?? 'aws'}|${bucket}`;
   let store = cache.get(id);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { logger } from '../log.ts';
 import { RowTable } from '../model/batch-model.ts';
 import type { PreprocessSpec } from '../model/types.ts';
-import { keys } from '../stages/keys.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ShardFeatures } from './features.ts';
 
@@ -86,9 +86,9 @@ export async function readCachedFeatures(
   key: string,
   dim: number,
 ): Promise<ShardFeatures | undefined> {
-  const info = await store.head(key);
-  if (!info) return undefined;
-  const stream = await store.getStream(key);
+  const found = await store.getIfExists(key);
+  if (!found) return undefined;
+  const { body: stream, metadata } = found;
   const hash = createHash('sha256');
   const header = Buffer.alloc(HEADER_BYTES);
   let body: Buffer | undefined;
@@ -114,7 +114,7 @@ export async function readCachedFeatures(
   }
   const digest = hash.digest('hex');
   if (!body || filled - HEADER_BYTES !== body.length) return unusable(key, 'shorter than its header says');
-  if (info.metadata.sha256 !== digest) return unusable(key, 'its checksum does not match');
+  if (metadata.sha256 !== digest) return unusable(key, 'its checksum does not match');
   const rows = header.readUInt32LE(8);
   const table = new RowTable(dim);
   // Copies into aligned typed arrays (the body's offset in its pool need not be 4-aligned).

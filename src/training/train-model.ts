@@ -12,7 +12,7 @@ import {
 import { loadTf } from '../model/tf-backend.ts';
 import type { EpochLog } from '../model/train-head.ts';
 import type { BackboneClassifier, FeatureCut, PreprocessSpec } from '../model/types.ts';
-import { keys } from '../stages/keys.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { Split } from '../types.ts';
 import { loadBackbone, type ResolvedBackbone } from './backbone-source.ts';

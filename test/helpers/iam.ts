@@ -243,9 +243,9 @@ export function iamRequests(call: RecordedCall): IamRequest[] {
   const tagging = call.tagging ? [obj('s3:PutObjectTagging')] : [];
   switch (call.command) {
     case 'GetObject':
-      return [obj('s3:GetObject')];
     case 'HeadObject':
-      // A missing key: on AWS a 403 unless listing is allowed, and the store then lists the key.
+      // A missing key (a read-if-present, or a HEAD): on AWS a 403 unless listing is allowed, and
+      // the store then lists the key.
       return call.missing
         ? [
             obj('s3:GetObject'),

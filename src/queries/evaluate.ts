@@ -14,9 +14,9 @@ import {
 } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
 import { RUN_ID } from '../schema/fields.ts';
+import { readChampion } from '../storage/champion.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { keys } from './keys.ts';
-import { readChampion } from './runs.ts';
 
 // `dogbreed evaluate`: the metrics of any model this pipeline produced on any ImageFolder
 // directory or tarball, computed locally and exactly as the pipeline would: each image goes

@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import { InputError } from '../errors.ts';
 import type { MetricsReport } from '../metrics/types.ts';
+import { readChampion } from '../storage/champion.ts';
+import { isAlive, readStart } from '../storage/execution-journal.ts';
+import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { FailureReport } from '../types.ts';
-import { isAlive, readStart } from './execution-journal.ts';
-import { keys } from './keys.ts';
-import type { Champion } from './write-report.ts';
 
 // What the bucket says about past runs: for `dogbreed runs`, `report` and `compare`.
 
@@ -34,10 +34,6 @@ export function startedAt(runId: string): string | undefined {
   return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z` : undefined;
 }
 
-export async function readChampion(store: ObjectStore): Promise<Champion | undefined> {
-  return (await store.head(keys.champion())) ? store.getJson<Champion>(keys.champion()) : undefined;
-}
-
 async function runIds(store: ObjectStore): Promise<string[]> {
   const ids = new Set<string>();
   for await (const o of store.list('runs/')) {
@@ -52,12 +48,10 @@ async function runIds(store: ObjectStore): Promise<string[]> {
 }
 
 export async function readRun(store: ObjectStore, runId: string): Promise<RunRecord> {
-  if (await store.head(keys.metrics(runId))) {
-    return { runId, status: 'succeeded', metrics: await store.getJson<MetricsReport>(keys.metrics(runId)) };
-  }
-  if (await store.head(keys.failure(runId))) {
-    return { runId, status: 'failed', failure: await store.getJson<FailureReport>(keys.failure(runId)) };
-  }
+  const metrics = await store.getJsonIfExists<MetricsReport>(keys.metrics(runId));
+  if (metrics) return { runId, status: 'succeeded', metrics };
+  const failure = await store.getJsonIfExists<FailureReport>(keys.failure(runId));
+  if (failure) return { runId, status: 'failed', failure };
   const start = await readStart(store, runId);
   if (start) {
     const alive = start.pid !== undefined && start.host === hostname() && isAlive(start.pid);
@@ -76,9 +70,7 @@ export async function listRuns(store: ObjectStore): Promise<RunSummaryRow[]> {
     const classes =
       run.status === 'succeeded'
         ? undefined
-        : (await store.head(keys.classes(runId)))
-          ? await store.getJson<{ datasetId?: string }>(keys.classes(runId))
-          : undefined;
+        : await store.getJsonIfExists<{ datasetId?: string }>(keys.classes(runId));
     rows.push({
       runId,
       startedAt: startedAt(runId),

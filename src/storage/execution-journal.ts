@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { ObjectStore } from '../storage/object-store.ts';
 import type { PipelineConfig } from '../types.ts';
+import type { ObjectStore } from './object-store.ts';
 
 // What a run records about its own execution, so that a failed or killed run can be resumed
 // under the same run id: its input, each Task's result (keyed by the Task and the hash of its
@@ -43,15 +43,11 @@ export const journalKeys = {
     `${prefix(runId)}tasks/${state}/${createHash('sha256').update(JSON.stringify(input)).digest('hex').slice(0, 32)}.json`,
 };
 
-async function readJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
-  return (await store.head(key)) ? store.getJson<T>(key) : undefined;
-}
-
 export const readStart = (store: ObjectStore, runId: string) =>
-  readJson<ExecutionStart>(store, journalKeys.start(runId));
+  store.getJsonIfExists<ExecutionStart>(journalKeys.start(runId));
 
 export async function readResumes(store: ObjectStore, runId: string): Promise<ResumeRecord[]> {
-  return (await readJson<ResumeRecord[]>(store, journalKeys.resumes(runId))) ?? [];
+  return (await store.getJsonIfExists<ResumeRecord[]>(journalKeys.resumes(runId))) ?? [];
 }
 
 export async function appendResume(store: ObjectStore, runId: string, record: ResumeRecord): Promise<void> {
@@ -65,7 +61,7 @@ export async function recordedResult(
   state: string,
   input: unknown,
 ): Promise<{ output: unknown } | undefined> {
-  return readJson<{ output: unknown }>(store, journalKeys.task(runId, state, input));
+  return store.getJsonIfExists<{ output: unknown }>(journalKeys.task(runId, state, input));
 }
 
 export async function recordResult(
