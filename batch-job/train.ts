@@ -1,8 +1,9 @@
 import { errorMessage, InputError } from '../src/errors.ts';
+import { runId as runIdSchema } from '../src/schema/fields.ts';
+import { parseInput } from '../src/schema/parse.ts';
 import { storeFromEnv } from '../src/storage/s3-store.ts';
 import { trainModel } from '../src/training/train-model.ts';
 import { parseTrainingConfig } from '../src/training/training-config.ts';
-import { RUN_ID, string } from '../src/validate.ts';
 import { restoreUtilForTfjsNode } from './node-compat.ts';
 import { selfCheck } from './self-check.ts';
 
@@ -14,7 +15,7 @@ import { selfCheck } from './self-check.ts';
 // object on stdout) and exits 1 when one cannot load: the image build runs it.
 
 function parseEnv(env: NodeJS.ProcessEnv) {
-  const runId = string(env.DOGBREED_RUN_ID, 'DOGBREED_RUN_ID', RUN_ID);
+  const runId = parseInput(runIdSchema(), env.DOGBREED_RUN_ID, { name: 'DOGBREED_RUN_ID' });
   let training: unknown = {};
   if (env.DOGBREED_TRAINING) {
     try {

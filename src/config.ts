@@ -1,27 +1,26 @@
-import { InputError } from './errors.ts';
-import { parseGate } from './metrics/gate.ts';
-import type { GateThresholds } from './metrics/types.ts';
-import { parseTrainingConfig, type TrainingConfig } from './training/training-config.ts';
-import type { DatasetProfile, PipelineConfig } from './types.ts';
-import { array, boolean, integer, number, object, oneOf, optional, SHA256_HEX, string } from './validate.ts';
+import type * as z from 'zod';
+import { GateSchema } from './metrics/gate.ts';
+import {
+  flag,
+  integer,
+  list,
+  number,
+  numberAbove,
+  object,
+  oneOf,
+  record,
+  seed,
+  sha256,
+  text,
+} from './schema/fields.ts';
+import { parseInput } from './schema/parse.ts';
+import { TrainingConfigSchema } from './training/training-config.ts';
+import { PROFILE_NAMES } from './types.ts';
 
-// The run configuration: what the execution input may say, with the defaults every
-// handler applies, so an execution started from the AWS console with only a source works.
-
-export interface ResolvedConfig {
-  source: string;
-  expectedSha256?: string;
-  profile: DatasetProfile['name'];
-  minPerClass?: number;
-  maxInvalidShare?: number;
-  seed: number;
-  split: [number, number, number];
-  shardSize: number;
-  resizeShorter: number;
-  cache: boolean;
-  training: TrainingConfig;
-  gate: GateThresholds;
-}
+// The run configuration: what the execution input may say, with the defaults every handler
+// applies, so an execution started from the AWS console with only a source works. Checked whole
+// by the first state (and by `dogbreed run` before it starts anything), so a bad option fails
+// the run before any work.
 
 export const DEFAULTS = {
   profile: 'imagefolder',
@@ -31,34 +30,73 @@ export const DEFAULTS = {
   resizeShorter: 256,
 } as const;
 
-export function parseConfig(value: unknown, path = 'config'): ResolvedConfig {
-  const c = object(value, path) as Record<keyof PipelineConfig, unknown>;
-  const split = optional(c.split, (v) => {
-    const parts = array(v, `${path}.split`);
-    if (parts.length !== 3)
-      throw new InputError(`${path}.split must list 3 ratios (train, val, test), got ${parts.length}`);
-    return parts.map((x, i) => number(x, `${path}.split[${i}]`, 0, 1)) as [number, number, number];
-  });
-  return {
-    source: string(c.source, `${path}.source`),
-    expectedSha256: optional(c.expectedSha256, (v) =>
-      string(typeof v === 'string' ? v.toLowerCase() : v, `${path}.expectedSha256`, SHA256_HEX),
-    ),
-    profile:
-      optional(c.profile, (v) => oneOf(v, `${path}.profile`, ['stanford-dogs', 'imagefolder'] as const)) ??
-      DEFAULTS.profile,
-    minPerClass: optional(c.minPerClass, (v) => integer(v, `${path}.minPerClass`, 1, 1_000_000)),
-    maxInvalidShare: optional(c.maxInvalidShare, (v) => number(v, `${path}.maxInvalidShare`, 0, 1)),
-    seed: optional(c.seed, (v) => integer(v, `${path}.seed`, 0, 2 ** 32 - 1)) ?? DEFAULTS.seed,
-    split: split ?? [...DEFAULTS.split],
-    shardSize:
-      optional(c.shardSize, (v) => integer(v, `${path}.shardSize`, 1, 100_000)) ?? DEFAULTS.shardSize,
-    resizeShorter:
-      optional(c.resizeShorter, (v) => integer(v, `${path}.resizeShorter`, 32, 2048)) ??
-      DEFAULTS.resizeShorter,
-    cache: optional(c.cache, (v) => boolean(v, `${path}.cache`)) ?? true,
-    // Checked here too, so a bad training option fails the run at its start, not after preprocessing.
-    training: parseTrainingConfig(c.training, `${path}.training`),
-    gate: parseGate(c.gate),
-  };
+/** Images in one Preprocess shard at most; shard indexes have 5 digits (shard-NNNNN.tar). */
+export const MAX_SHARD_SIZE = 100_000;
+export const MAX_SHARD_INDEX = 99_999;
+
+export type SplitRatios = [train: number, val: number, test: number];
+
+/**
+ * Train/val/test ratios. Each above 0: every class must appear in every split for per-class
+ * metrics. They must sum to 1 (within float noise), so no share is silently rescaled.
+ */
+export const SplitSchema = list(numberAbove(0, 1, 'every class is in every split'))
+  .check((ctx) => {
+    const n = ctx.value.length;
+    if (n !== 3)
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `must list 3 ratios (train, val, test), got ${n}`,
+        abort: true,
+      });
+  })
+  .check((ctx) => {
+    const sum = ctx.value.reduce((a, b) => a + b, 0);
+    if (Math.abs(sum - 1) > 1e-6)
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `must sum to 1 (train + val + test), got ${Number(sum.toFixed(9))}`,
+      });
+  })
+  .transform((v) => v as SplitRatios);
+
+/** Shorter side of the preprocessed images, in pixels. */
+export const ResizeShorterSchema = integer(32, 2048);
+
+export const ConfigSchema = record({
+  /** https://, http://, s3://, file:// URL or local path (tarball or ImageFolder directory). */
+  source: text(),
+  expectedSha256: text()
+    .transform((s) => s.toLowerCase())
+    .pipe(sha256())
+    .optional(),
+  profile: oneOf(PROFILE_NAMES).default(DEFAULTS.profile),
+  minPerClass: integer(1, 1_000_000).optional(),
+  /** Largest share of invalid images tolerated (0.05: 5%); the profile's by default. */
+  maxInvalidShare: number(0, 1).optional(),
+  seed: seed().default(DEFAULTS.seed),
+  split: SplitSchema.default(() => DEFAULTS.split.slice() as SplitRatios),
+  shardSize: integer(1, MAX_SHARD_SIZE).default(DEFAULTS.shardSize),
+  resizeShorter: ResizeShorterSchema.default(DEFAULTS.resizeShorter),
+  /** Reuse preprocessed shards from the content-addressed cache (`--no-cache`: false). */
+  cache: flag().default(true),
+  /** Options of the TrainModel job (backbone, head, hyperparameters); see training-config.ts. */
+  training: TrainingConfigSchema.prefault({}),
+  /** Quality-gate thresholds; the study's targets by default. */
+  gate: GateSchema.prefault({}),
+});
+
+/** The configuration as handlers use it: every default applied. */
+export type ResolvedConfig = z.output<typeof ConfigSchema>;
+/** What an execution input's `config` may say. */
+export type PipelineConfig = z.input<typeof ConfigSchema>;
+
+/** What starts an execution (the state machine's Init adds the run id: the execution's name). */
+export const ExecutionInputSchema = object({ config: ConfigSchema });
+export type ExecutionInput = z.input<typeof ExecutionInputSchema>;
+
+export function parseConfig(value: unknown, name = 'config'): ResolvedConfig {
+  return parseInput(ConfigSchema, value, { name });
 }

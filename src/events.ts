@@ -1,177 +1,141 @@
-import { parseConfig, type ResolvedConfig } from './config.ts';
-import type {
-  FetchResult,
-  ShardTask,
-  Split,
-  ValidationResult,
-  ValidationTask,
-  VerifyResult,
-} from './types.ts';
+import * as z from 'zod';
+import { ConfigSchema, MAX_SHARD_INDEX, MAX_SHARD_SIZE } from './config.ts';
+import {
+  count,
+  flag,
+  integer,
+  list,
+  object,
+  oneOf,
+  pattern,
+  runId,
+  s3Key,
+  seconds,
+  sha256,
+} from './schema/fields.ts';
+import { type Naming, parseInput } from './schema/parse.ts';
 import { SPLITS } from './types.ts';
-import { array, integer, object, oneOf, RUN_ID, S3_KEY, SHA256_HEX, string } from './validate.ts';
 
-// Parsers for every state's input event: untrusted JSON in, typed values out, and an
-// InputError naming the field when something is off.
+// Every state's input event and the results it carries, described once; the types derive from
+// the schemas. Untrusted JSON in, typed values out, and an InputError naming the field (as a
+// JSON path from the event's root: `config.split`) when something is off.
 
-export interface RunEvent {
-  runId: string;
-  config: ResolvedConfig;
-}
-export interface VerifyEvent extends RunEvent {
-  dataset: FetchResult;
-}
-export interface ManifestsEvent extends VerifyEvent {
-  verify: VerifyResult;
-}
-export interface PreprocessEvent extends RunEvent {
-  tarKey: string;
-  shard: ShardTask;
-}
-export interface ValidateEvent extends RunEvent {
-  task: ValidationTask;
-}
+export const FetchResultSchema = object({
+  datasetId: pattern(/^[0-9a-f]{16}$/),
+  tarKey: s3Key(),
+  sha256: sha256(),
+  bytes: integer(1, Number.MAX_SAFE_INTEGER),
+  skipped: flag().default(false),
+});
+export type FetchResult = z.output<typeof FetchResultSchema>;
 
-export interface WriteReportEvent extends RunEvent {
-  dataset: FetchResult;
-  counts: Record<Split, number>;
-  predictions: ValidationResult[];
-  /** Seconds per state, from the state outputs that carry them. */
-  timings: Record<string, number>;
-  /** Preprocess's shards: which were computed and which reused from the cache. */
-  shards: { key: string; cached: boolean; seconds?: number }[];
-  /** VerifyDataset: the inventory, and whether it was reused rather than checked again. */
-  verify?: { key: string; cached: boolean; seconds?: number };
-}
+export const VerifyResultSchema = object({
+  inventoryKey: s3Key(),
+  indexKey: s3Key(),
+  images: count(),
+  classes: count(),
+  invalid: count(),
+  /** true: an inventory of the same bytes and profile was there, and the tarball was not read. */
+  reused: flag().default(false),
+});
+export type VerifyResult = z.output<typeof VerifyResultSchema>;
 
-export function parseRunEvent(event: unknown): RunEvent {
-  const e = object(event, 'event');
-  return { runId: string(e.runId, 'event.runId', RUN_ID), config: parseConfig(e.config, 'event.config') };
-}
+/** What both fan-outs say of a shard: its number within its split and how many images it holds. */
+const shardPlace = { index: integer(0, MAX_SHARD_INDEX), count: integer(1, MAX_SHARD_SIZE) };
 
-function parseDataset(v: unknown): FetchResult {
-  const d = object(v, 'event.dataset');
-  return {
-    datasetId: string(d.datasetId, 'event.dataset.datasetId', /^[0-9a-f]{16}$/),
-    tarKey: string(d.tarKey, 'event.dataset.tarKey', S3_KEY),
-    sha256: string(d.sha256, 'event.dataset.sha256', SHA256_HEX),
-    bytes: integer(d.bytes, 'event.dataset.bytes', 1, Number.MAX_SAFE_INTEGER),
-    skipped: d.skipped === true,
+/** One unit of the Preprocess fan-out: a slice of one split's manifest. */
+export const ShardTaskSchema = object({
+  split: oneOf(SPLITS),
+  ...shardPlace,
+  /** JSON Lines list of the ManifestRows of this shard. */
+  listKey: s3Key(),
+  /** Where the WebDataset tar shard goes. */
+  outputKey: s3Key(),
+});
+export type ShardTask = z.output<typeof ShardTaskSchema>;
+
+/** One unit of the Validate fan-out: a preprocessed test shard. */
+export const ValidationTaskSchema = object({
+  ...shardPlace,
+  /** The preprocessed test shard (written by Preprocess). */
+  shardKey: s3Key(),
+  predictionsKey: s3Key(),
+});
+export type ValidationTask = z.output<typeof ValidationTaskSchema>;
+
+export const ValidationResultSchema = object({
+  predictionsKey: s3Key(),
+  images: integer(0, MAX_SHARD_SIZE),
+  correct: integer(0, MAX_SHARD_SIZE),
+  seconds: seconds().default(0),
+});
+export type ValidationResult = z.output<typeof ValidationResultSchema>;
+
+export const RunEventSchema = object({ runId: runId(), config: ConfigSchema });
+export type RunEvent = z.output<typeof RunEventSchema>;
+
+export const VerifyEventSchema = RunEventSchema.extend({ dataset: FetchResultSchema });
+export type VerifyEvent = z.output<typeof VerifyEventSchema>;
+
+export const ManifestsEventSchema = VerifyEventSchema.extend({ verify: VerifyResultSchema });
+export type ManifestsEvent = z.output<typeof ManifestsEventSchema>;
+
+export const PreprocessEventSchema = RunEventSchema.extend({ tarKey: s3Key(), shard: ShardTaskSchema });
+export type PreprocessEvent = z.output<typeof PreprocessEventSchema>;
+
+export const ValidateEventSchema = RunEventSchema.extend({ task: ValidationTaskSchema });
+export type ValidateEvent = z.output<typeof ValidateEventSchema>;
+
+/** A state's own time, which its handler adds to its result. */
+const timed = { seconds: seconds().optional() };
+const round = (s: number) => Math.round(s * 100) / 100;
+const total = (items: readonly { seconds?: number }[]) => items.reduce((a, i) => a + (i.seconds ?? 0), 0);
+
+export const WriteReportEventSchema = RunEventSchema.extend({
+  dataset: FetchResultSchema.extend(timed),
+  verify: VerifyResultSchema.extend(timed).optional(),
+  manifests: object(timed).optional(),
+  counts: object({ train: count(), val: count(), test: count() }),
+  shards: list(object({ key: s3Key(), cached: flag().default(false), ...timed })).optional(),
+  /** The Batch job's description (times in epoch milliseconds). */
+  training: object({ startedAt: z.number().optional(), stoppedAt: z.number().optional() }).optional(),
+  predictions: list(ValidationResultSchema),
+}).transform(({ dataset, verify, manifests, shards, training, ...e }) => {
+  const timings: Record<string, number> = {};
+  const put = (state: string, s: number | undefined) => {
+    if (s !== undefined) timings[state] = round(s);
   };
-}
-
-export function parseVerifyEvent(event: unknown): VerifyEvent {
-  return { ...parseRunEvent(event), dataset: parseDataset(object(event, 'event').dataset) };
-}
-
-export function parseManifestsEvent(event: unknown): ManifestsEvent {
-  const v = object(object(event, 'event').verify, 'event.verify');
-  return {
-    ...parseVerifyEvent(event),
-    verify: {
-      inventoryKey: string(v.inventoryKey, 'event.verify.inventoryKey', S3_KEY),
-      indexKey: string(v.indexKey, 'event.verify.indexKey', S3_KEY),
-      images: integer(v.images, 'event.verify.images', 0, Number.MAX_SAFE_INTEGER),
-      classes: integer(v.classes, 'event.verify.classes', 0, Number.MAX_SAFE_INTEGER),
-      invalid: integer(v.invalid, 'event.verify.invalid', 0, Number.MAX_SAFE_INTEGER),
-      reused: v.reused === true,
-    },
-  };
-}
-
-export function parsePreprocessEvent(event: unknown): PreprocessEvent {
-  const e = object(event, 'event');
-  const s = object(e.shard, 'event.shard');
-  return {
-    ...parseRunEvent(event),
-    tarKey: string(e.tarKey, 'event.tarKey', S3_KEY),
-    shard: {
-      split: oneOf(s.split, 'event.shard.split', SPLITS),
-      index: integer(s.index, 'event.shard.index', 0, 99_999),
-      listKey: string(s.listKey, 'event.shard.listKey', S3_KEY),
-      outputKey: string(s.outputKey, 'event.shard.outputKey', S3_KEY),
-      count: integer(s.count, 'event.shard.count', 1, 100_000),
-    },
-  };
-}
-
-function parseTask(v: unknown): ValidationTask {
-  const t = object(v, 'event.task');
-  return {
-    index: integer(t.index, 'event.task.index', 0, 99_999),
-    shardKey: string(t.shardKey, 'event.task.shardKey', S3_KEY),
-    predictionsKey: string(t.predictionsKey, 'event.task.predictionsKey', S3_KEY),
-    count: integer(t.count, 'event.task.count', 1, 100_000),
-  };
-}
-
-export function parseValidateEvent(event: unknown): ValidateEvent {
-  return { ...parseRunEvent(event), task: parseTask(object(event, 'event').task) };
-}
-
-function parseVerifyUse(v: unknown): WriteReportEvent['verify'] {
-  if (v === undefined) return undefined;
-  const r = object(v, 'event.verify');
-  return {
-    key: string(r.inventoryKey, 'event.verify.inventoryKey', S3_KEY),
-    cached: r.reused === true,
-    seconds: seconds(r.seconds),
-  };
-}
-
-const seconds = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
-
-/** Seconds per state from the outputs that carry them (Lambda results, Map results, the Batch job). */
-function stateTimings(e: Record<string, unknown>): Record<string, number> {
-  const out: Record<string, number> = {};
-  const put = (name: string, v: number | undefined) => {
-    if (v !== undefined) out[name] = Math.round(v * 100) / 100;
-  };
-  put('FetchDataset', seconds((e.dataset as { seconds?: unknown } | undefined)?.seconds));
-  put('VerifyDataset', seconds((e.verify as { seconds?: unknown } | undefined)?.seconds));
-  put('BuildManifests', seconds((e.manifests as { seconds?: unknown } | undefined)?.seconds));
-  const sum = (items: unknown) =>
-    Array.isArray(items)
-      ? items.reduce<number>((a, i) => a + (seconds((i as { seconds?: unknown }).seconds) ?? 0), 0)
-      : undefined;
+  put('FetchDataset', dataset.seconds);
+  put('VerifyDataset', verify?.seconds);
+  put('BuildManifests', manifests?.seconds);
   // Map states: the summed work of their iterations (they run in parallel).
-  put('Preprocess', sum(e.shards));
-  put('Validate', sum(e.predictions));
-  const job = e.training as { startedAt?: unknown; stoppedAt?: unknown } | undefined;
-  if (typeof job?.startedAt === 'number' && typeof job.stoppedAt === 'number') {
-    put('TrainModel', (job.stoppedAt - job.startedAt) / 1000);
-  }
-  return out;
-}
-
-export function parseWriteReportEvent(event: unknown): WriteReportEvent {
-  const e = object(event, 'event');
-  const counts = object(e.counts, 'event.counts');
+  put('Preprocess', shards && total(shards));
+  put('Validate', total(e.predictions));
+  if (training?.startedAt !== undefined && training.stoppedAt !== undefined)
+    put('TrainModel', (training.stoppedAt - training.startedAt) / 1000);
+  const { seconds: _, ...fetched } = dataset;
   return {
-    ...parseRunEvent(event),
-    dataset: parseDataset(e.dataset),
-    counts: {
-      train: integer(counts.train, 'event.counts.train', 0, Number.MAX_SAFE_INTEGER),
-      val: integer(counts.val, 'event.counts.val', 0, Number.MAX_SAFE_INTEGER),
-      test: integer(counts.test, 'event.counts.test', 0, Number.MAX_SAFE_INTEGER),
-    },
-    predictions: array(e.predictions, 'event.predictions').map((p, i) => {
-      const r = object(p, `event.predictions[${i}]`);
-      return {
-        predictionsKey: string(r.predictionsKey, `event.predictions[${i}].predictionsKey`, S3_KEY),
-        images: integer(r.images, `event.predictions[${i}].images`, 0, 100_000),
-        correct: integer(r.correct, `event.predictions[${i}].correct`, 0, 100_000),
-        seconds: seconds(r.seconds) ?? 0,
-      };
-    }),
-    timings: stateTimings(e),
-    verify: parseVerifyUse(e.verify),
-    shards: (Array.isArray(e.shards) ? e.shards : []).map((s, i) => {
-      const r = object(s, `event.shards[${i}]`);
-      return {
-        key: string(r.key, `event.shards[${i}].key`, S3_KEY),
-        cached: r.cached === true,
-        seconds: seconds(r.seconds),
-      };
-    }),
+    ...e,
+    dataset: fetched,
+    /** Seconds per state, from the state outputs that carry them. */
+    timings,
+    /** Preprocess's shards: which were computed and which reused from the cache. */
+    shards: shards ?? [],
+    /** VerifyDataset: the inventory, and whether it was reused rather than checked again. */
+    verify: verify && { key: verify.inventoryKey, cached: verify.reused, seconds: verify.seconds },
   };
-}
+});
+export type WriteReportEvent = z.output<typeof WriteReportEventSchema>;
+
+const EVENT: Naming = { name: 'event', bare: true };
+
+export const parseRunEvent = (event: unknown): RunEvent => parseInput(RunEventSchema, event, EVENT);
+export const parseVerifyEvent = (event: unknown): VerifyEvent => parseInput(VerifyEventSchema, event, EVENT);
+export const parseManifestsEvent = (event: unknown): ManifestsEvent =>
+  parseInput(ManifestsEventSchema, event, EVENT);
+export const parsePreprocessEvent = (event: unknown): PreprocessEvent =>
+  parseInput(PreprocessEventSchema, event, EVENT);
+export const parseValidateEvent = (event: unknown): ValidateEvent =>
+  parseInput(ValidateEventSchema, event, EVENT);
+export const parseWriteReportEvent = (event: unknown): WriteReportEvent =>
+  parseInput(WriteReportEventSchema, event, EVENT);

@@ -1,5 +1,6 @@
-import { InputError } from './errors.ts';
-import { integer, object, oneOf, RUN_ID, string } from './validate.ts';
+import * as z from 'zod';
+import { count, object, oneOf, runId, text } from './schema/fields.ts';
+import { parseInput } from './schema/parse.ts';
 
 // The event ReportFailure runs on: EventBridge's "Step Functions Execution Status Change", as
 // Step Functions sends it for a Standard workflow's execution (the shape of
@@ -11,6 +12,7 @@ export const EXECUTION_STATUS_CHANGE = 'Step Functions Execution Status Change';
 export const FAILED_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'] as const;
 export type FailedStatus = (typeof FAILED_STATUSES)[number];
 
+/** The whole event as Step Functions sends it (what the local runtime builds). */
 export interface ExecutionStatusChange {
   version: '0';
   id: string;
@@ -45,40 +47,48 @@ export interface ExecutionStatusChange {
   };
 }
 
-/** What ReportFailure reads from the event. */
-export interface FailedExecution {
-  runId: string;
-  executionArn: string;
-  status: FailedStatus;
-  error?: string;
-  cause?: string;
-  /** Which attempt ended: a report for an attempt that was redriven since is stale. */
-  redriveCount: number;
-}
+const optionalText = z
+  .string()
+  .nullish()
+  .transform((v) => (v ? v : undefined));
 
-const optionalText = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+/** Another kind of event is refused on its kind alone: its other fields would only add noise. */
+const StatusChangeKind = z.looseObject(
+  {
+    'detail-type': z.literal(EXECUTION_STATUS_CHANGE, {
+      error: `must be "${EXECUTION_STATUS_CHANGE}" (is the EventBridge rule's pattern the one in serverless.yml?)`,
+    }),
+  },
+  { error: 'must be an object' },
+);
+
+/** What ReportFailure reads from the event, and how. */
+export const ExecutionStatusChangeSchema = object({
+  detail: object({
+    name: runId(),
+    executionArn: text().regex(/^arn:[\w-]+:states:[^:]*:\d*:execution:/, {
+      error: 'must be a Step Functions execution ARN',
+    }),
+    status: oneOf(FAILED_STATUSES),
+    error: optionalText,
+    cause: optionalText,
+    redriveCount: count()
+      .nullish()
+      .transform((n) => n ?? 0),
+  }),
+}).transform(({ detail: d }) => ({
+  runId: d.name,
+  executionArn: d.executionArn,
+  status: d.status,
+  error: d.error,
+  cause: d.cause,
+  /** Which attempt ended: a report for an attempt that was redriven since is stale. */
+  redriveCount: d.redriveCount,
+}));
+
+export type FailedExecution = z.output<typeof ExecutionStatusChangeSchema>;
 
 export function parseExecutionStatusChange(event: unknown): FailedExecution {
-  const e = object(event, 'event');
-  if (e['detail-type'] !== EXECUTION_STATUS_CHANGE) {
-    throw new InputError(
-      `event.detail-type must be "${EXECUTION_STATUS_CHANGE}", got ${JSON.stringify(e['detail-type'])}: is the EventBridge rule's pattern the one in serverless.yml?`,
-    );
-  }
-  const d = object(e.detail, 'event.detail');
-  return {
-    runId: string(d.name, 'event.detail.name', RUN_ID),
-    executionArn: string(
-      d.executionArn,
-      'event.detail.executionArn',
-      /^arn:[\w-]+:states:[^:]*:\d*:execution:/,
-    ),
-    status: oneOf(d.status, 'event.detail.status', FAILED_STATUSES),
-    error: optionalText(d.error),
-    cause: optionalText(d.cause),
-    redriveCount:
-      d.redriveCount === undefined || d.redriveCount === null
-        ? 0
-        : integer(d.redriveCount, 'event.detail.redriveCount', 0, Number.MAX_SAFE_INTEGER),
-  };
+  parseInput(StatusChangeKind, event, { name: 'event' });
+  return parseInput(ExecutionStatusChangeSchema, event, { name: 'event' });
 }

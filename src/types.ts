@@ -1,8 +1,10 @@
+import type { ShardTask, ValidationTask } from './events.ts';
+
 // Shapes that cross a boundary: S3 objects, state-machine payloads, CLI output.
 // State payloads carry S3 keys and small numbers only (Step Functions caps them at 256 KiB).
 
-export type Split = 'train' | 'val' | 'test';
-export const SPLITS: readonly Split[] = ['train', 'val', 'test'];
+export const SPLITS = ['train', 'val', 'test'] as const;
+export type Split = (typeof SPLITS)[number];
 
 /** Image container detected from the bytes, whatever the file name says. */
 export type ImageFormat = 'jpeg' | 'png' | 'webp';
@@ -30,8 +32,11 @@ export interface InvalidEntry {
   reason: string;
 }
 
+export const PROFILE_NAMES = ['stanford-dogs', 'imagefolder'] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
+
 export interface DatasetProfile {
-  name: 'stanford-dogs' | 'imagefolder';
+  name: ProfileName;
   /** Exact class count required (Stanford Dogs: 120), or undefined. */
   expectedClasses?: number;
   /** Exact image count required (Stanford Dogs: 20,580), or undefined. */
@@ -71,17 +76,6 @@ export interface ManifestRow extends IndexRow {
   label: number;
 }
 
-/** One unit of the Preprocess fan-out: a slice of one split's manifest. */
-export interface ShardTask {
-  split: Split;
-  index: number;
-  /** JSON Lines list of the ManifestRows of this shard. */
-  listKey: string;
-  /** Where the WebDataset tar shard goes. */
-  outputKey: string;
-  count: number;
-}
-
 export interface ShardResult {
   split: Split;
   index: number;
@@ -106,48 +100,10 @@ export interface ShardSample {
 }
 
 // ---- State machine payloads -------------------------------------------------
+// Described by schemas (config.ts, events.ts); their types are re-exported here.
 
-export interface PipelineConfig {
-  /** https://, http://, s3://, file:// URL or local path (tarball or ImageFolder directory). */
-  source: string;
-  expectedSha256?: string;
-  profile?: DatasetProfile['name'];
-  minPerClass?: number;
-  maxInvalidShare?: number;
-  seed?: number;
-  split?: [number, number, number];
-  shardSize?: number;
-  resizeShorter?: number;
-  /** Reuse preprocessed shards from the content-addressed cache (default true; `--no-cache`: false). */
-  cache?: boolean;
-  /** Options of the TrainModel job (backbone, head, hyperparameters); see training-config.ts. */
-  training?: Record<string, unknown>;
-  /** Quality-gate thresholds (accuracy, macroF1, macroPrecision, macroRecall); the study's targets by default. */
-  gate?: Record<string, number>;
-}
-
-export interface ExecutionInput {
-  runId: string;
-  config: PipelineConfig;
-}
-
-export interface FetchResult {
-  datasetId: string;
-  tarKey: string;
-  sha256: string;
-  bytes: number;
-  skipped: boolean;
-}
-
-export interface VerifyResult {
-  inventoryKey: string;
-  indexKey: string;
-  images: number;
-  classes: number;
-  invalid: number;
-  /** true: an inventory of the same bytes and profile was there, and the tarball was not read. */
-  reused: boolean;
-}
+export type { ExecutionInput, PipelineConfig } from './config.ts';
+export type { FetchResult, ShardTask, ValidationResult, ValidationTask, VerifyResult } from './events.ts';
 
 export interface ManifestsResult {
   manifestKeys: Record<Split, string>;
@@ -156,21 +112,6 @@ export interface ManifestsResult {
   shards: ShardTask[];
   /** The Validate fan-out: one item per test shard. */
   validation: ValidationTask[];
-}
-
-export interface ValidationTask {
-  index: number;
-  /** The preprocessed test shard (written by Preprocess). */
-  shardKey: string;
-  predictionsKey: string;
-  count: number;
-}
-
-export interface ValidationResult {
-  predictionsKey: string;
-  images: number;
-  correct: number;
-  seconds: number;
 }
 
 export interface FailureReport {

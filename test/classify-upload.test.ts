@@ -12,11 +12,16 @@ import { classifyCommand } from '../src/cli/classify-command.ts';
 import { parseClassName } from '../src/dataset/profiles.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { readTar } from '../src/dataset/tar-reader.ts';
-import { TransientError } from '../src/errors.ts';
+import { InputError, TransientError } from '../src/errors.ts';
 import { LOCAL_BUCKET, runLocalPipeline, useLocalS3 } from '../src/local/pipeline.ts';
 import { type LocalS3, startLocalS3 } from '../src/local/s3-server.ts';
 import { attachUploadTrigger, encodeEventKey } from '../src/local/upload-trigger.ts';
-import type { PredictionDocument, UploadFailure, UploadPrediction } from '../src/stages/classify-upload.ts';
+import {
+  type PredictionDocument,
+  type UploadFailure,
+  type UploadPrediction,
+  uploadRecords,
+} from '../src/stages/classify-upload.ts';
 import type { Champion } from '../src/storage/champion.ts';
 import { createS3Client, openStore, type S3ObjectStore } from '../src/storage/s3-store.ts';
 import type { ManifestRow } from '../src/types.ts';
@@ -318,7 +323,9 @@ describe('classify-upload handler on S3 events', () => {
       },
     );
     expect(await keysUnder(store, 'predictions/')).toEqual(before);
-    await expect(invoke({ detail: 'not an S3 event' })).rejects.toThrow(/event.Records must be an array/);
+    await expect(invoke({ detail: 'not an S3 event' })).rejects.toThrow(
+      new InputError('event.Records must be an array of S3 records, got nothing'),
+    );
   });
 
   it('handles a multi-record event record by record: one bad upload does not lose the others', async () => {
@@ -570,3 +577,45 @@ async function keysUnder(store: S3ObjectStore, prefix: string): Promise<string[]
   for await (const o of store.list(prefix)) out.push(o.key);
   return out.sort();
 }
+
+describe('the S3 event schema (uploadRecords)', () => {
+  const s3 = (key: unknown, bucket: unknown = 'b') => ({
+    bucket: { name: bucket },
+    object: { key, size: 3 },
+  });
+
+  it('keeps ObjectCreated image uploads, keys decoded, and counts the rest as ignored', () => {
+    expect(
+      uploadRecords({
+        Records: [
+          { eventName: 'ObjectCreated:Put', s3: s3('uploads/my+dog%C3%A9.jpg') },
+          { eventName: 'ObjectRemoved:Delete', s3: s3('uploads/old.jpg') },
+          { eventName: 'ObjectCreated:Put', s3: s3('uploads/bad%E0.jpg') },
+        ],
+      }),
+    ).toEqual({ uploads: [{ bucket: 'b', key: 'uploads/my dogé.jpg', size: 3 }], ignored: 2 });
+    expect(uploadRecords({ Event: 's3:TestEvent' })).toEqual({ uploads: [], ignored: 0 });
+  });
+
+  it.each<[string, unknown, string]>([
+    ['not an object', 'hello', 'event must be an object, got "hello"'],
+    ['Records not a list', { Records: {} }, 'event.Records must be an array, got {}'],
+    [
+      'a record without its event name',
+      { Records: [{ s3: s3('uploads/a.jpg') }] },
+      'event.Records[0].eventName must be a non-empty string, got nothing',
+    ],
+    [
+      'a record without a bucket name',
+      { Records: [{ eventName: 'ObjectCreated:Put', s3: s3('uploads/a.jpg', '') }] },
+      'event.Records[0].s3.bucket.name must be a non-empty string, got ""',
+    ],
+    [
+      'an object key that is not a string',
+      { Records: [{ eventName: 'ObjectCreated:Put', s3: s3(7) }] },
+      'event.Records[0].s3.object.key must be a non-empty string, got 7',
+    ],
+  ])('refuses %s, naming the field', (_, event, message) => {
+    expect(() => uploadRecords(event)).toThrow(new InputError(message));
+  });
+});

@@ -85,10 +85,26 @@ describe('dogbreed CLI', () => {
     const size = await cli(['run', '--shard-size', 'many', '--source', tar]);
     expect(size.code).toBe(2);
     expect(size.stderr).toContain('--shard-size must be an integer from 1 to 100000, got "many"');
+    const sizes = await cli(['run', '--shard-size', '0', '--hidden', '9000', '--source', tar]);
+    expect(sizes.stderr).toContain(
+      '--shard-size must be an integer from 1 to 100000, got "0"; --hidden must be an integer from 0 to 8192, got "9000"',
+    );
+    const sample = await cli(['sample-data', '--out', join(dir, 'x.tar'), '--classes', '1']);
+    expect(sample.code).toBe(2);
+    expect(sample.stderr).toContain('--classes must be an integer from 2 to 120, got "1"');
     const unknown = await cli(['run', '--colour', 'red']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("Unknown option '--colour'");
     expect((await cli(['train-everything'])).code).toBe(2);
+  });
+
+  it('a bad --split is refused by its flag before the sample dataset is generated', async () => {
+    const ws = join(dir, 'ws-bad-split');
+    const r = await cli(['run', '--split', '0.5,0.5,0.5', '--workspace', ws]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('dogbreed run: --split must sum to 1 (train + val + test), got 1.5');
+    expect(r.stderr).not.toContain('config.split');
+    expect(existsSync(join(ws, 'samples'))).toBe(false);
   });
 
   it('Ctrl-C stops the execution and the local S3 server, and exits 130 promptly', async () => {

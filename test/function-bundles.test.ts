@@ -181,7 +181,9 @@ describe('esbuild bundles of functions/', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect((r as { code: number }).code, (r as { stderr: string }).stderr).toBe(2);
-    expect((r as { stderr: string }).stderr).toContain('DOGBREED_RUN_ID has an unexpected format: "../bad"');
+    expect((r as { stderr: string }).stderr).toContain(
+      'DOGBREED_RUN_ID must be 1 to 80 letters, digits, _ . or -, starting with a letter or digit, got "../bad"',
+    );
   });
 
   it('a bundled handler rejects a malformed event with the field named (on Lambda’s Node)', async () => {
@@ -191,8 +193,8 @@ describe('esbuild bundles of functions/', () => {
       lambdaEnv(),
     );
     expect(out.ok).toBe(false);
-    expect(out.ok ? '' : out.error.message).toContain(
-      'event.config.source must be a non-empty string, got 42',
-    );
+    // Named as the execution input says it: `{"config": {"source": 42}}` is config.source.
+    expect(out.ok ? '' : out.error.message).toBe('config.source must be a non-empty string, got 42');
+    expect(out.ok ? '' : out.error.name).toBe('InputError');
   });
 });

@@ -3,6 +3,7 @@ import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler } from '../functions/report-failure.ts';
+import { InputError } from '../src/errors.ts';
 import { type ExecutionStatusChange, parseExecutionStatusChange } from '../src/execution-status-event.ts';
 import { useLocalS3 } from '../src/local/pipeline.ts';
 import { readRun } from '../src/queries/runs.ts';
@@ -283,13 +284,24 @@ describe('ReportFailure', () => {
 
   it('refuses an event that is not an execution status change, or not a failed one, saying what it got', () => {
     expect(() => parseExecutionStatusChange({ 'detail-type': 'Object Created', detail: {} })).toThrow(
-      /event.detail-type must be "Step Functions Execution Status Change", got "Object Created"/,
+      new InputError(
+        `event.detail-type must be "Step Functions Execution Status Change" (is the EventBridge rule's pattern the one in serverless.yml?), got "Object Created"`,
+      ),
     );
     expect(() => parseExecutionStatusChange(statusChange('r', 'FAILED', { status: 'SUCCEEDED' }))).toThrow(
       'event.detail.status must be one of FAILED, TIMED_OUT, ABORTED, got "SUCCEEDED"',
     );
     expect(() => parseExecutionStatusChange(statusChange('r', 'FAILED', { name: 'a/b' }))).toThrow(
-      'event.detail.name',
+      new InputError(
+        'event.detail.name must be 1 to 80 letters, digits, _ . or -, starting with a letter or digit, got "a/b"',
+      ),
+    );
+    expect(() =>
+      parseExecutionStatusChange(statusChange('r', 'FAILED', { executionArn: 'arn:aws:s3:::b' })),
+    ).toThrow(
+      new InputError(
+        'event.detail.executionArn must be a Step Functions execution ARN, got "arn:aws:s3:::b"',
+      ),
     );
   });
 

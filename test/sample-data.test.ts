@@ -177,18 +177,18 @@ describe('writeSampleTarball determinism and failures', () => {
   });
 
   it.each([
-    [{ classes: 1 }, /--classes/],
-    [{ classes: 121 }, /--classes/],
-    [{ classes: 2.5 }, /--classes/],
-    [{ classes: Number.NaN }, /--classes/],
-    [{ perClass: 2 }, /--per-class/],
-    [{ perClass: 10_001 }, /--per-class/],
-    [{ seed: 1.5 }, /--seed/],
-  ])('rejects %o as InputError', async (bad, flag) => {
+    [{ classes: 1 }, 'classes must be an integer from 2 to 120, got 1'],
+    [{ classes: 121 }, 'classes must be an integer from 2 to 120, got 121'],
+    [{ classes: 2.5 }, 'classes must be an integer from 2 to 120, got 2.5'],
+    [{ classes: Number.NaN }, 'classes must be an integer from 2 to 120, got NaN'],
+    [{ perClass: 2 }, 'perClass must be an integer from 3 to 10000, got 2'],
+    [{ perClass: 10_001 }, 'perClass must be an integer from 3 to 10000, got 10001'],
+    [{ seed: 1.5 }, 'seed must be an integer from 0 to 4294967295, got 1.5'],
+  ])('rejects %o as InputError', async (bad, message) => {
     const out = join(dir, 'bad.tar');
     const err = await writeSampleTarball(out, { ...opts, ...bad }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InputError);
-    expect((err as Error).message).toMatch(flag);
+    expect((err as Error).message).toBe(message);
     expect(existsSync(out)).toBe(false);
     expect(existsSync(`${out}.partial`)).toBe(false);
   });

@@ -6,6 +6,7 @@ import { errorMessage, InputError } from '../errors.ts';
 import type { LocalS3 } from '../local/s3-server.ts';
 import { attachUploadTrigger, type UploadTrigger } from '../local/upload-trigger.ts';
 import { setLogSink } from '../log.ts';
+import { numberAbove, object } from '../schema/fields.ts';
 import {
   isUploadImageKey,
   type PredictionDocument,
@@ -13,6 +14,7 @@ import {
   UPLOAD_PREFIX,
 } from '../stages/classify-upload.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { decimal, parseFlags } from './flags.ts';
 import { TARGET_OPTIONS } from './report-commands.ts';
 import { withStore } from './workspace.ts';
 
@@ -37,14 +39,8 @@ interface Outcome {
   result?: PredictionDocument;
 }
 
-function parseTimeout(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_TIMEOUT_S;
-  const s = Number(value);
-  if (value.trim() === '' || !Number.isFinite(s) || s <= 0 || s > 3600) {
-    throw new InputError(`--timeout must be a number of seconds above 0 and at most 3600, got "${value}"`);
-  }
-  return s;
-}
+const ClassifyOptionsSchema = object({ timeout: numberAbove(0, 3600).default(DEFAULT_TIMEOUT_S) });
+const CLASSIFY_FLAGS = { timeout: { path: ['timeout'], read: decimal } };
 
 /** uploads/<name>, or <stem>-2<ext>, -3… when that upload or its prediction already exists. */
 async function freeUploadKey(store: ObjectStore, file: string, taken: Set<string>): Promise<string> {
@@ -111,7 +107,7 @@ export async function classifyCommand(
     strict: true,
   });
   if (positionals.length === 0) throw new InputError('give one or more images: dogbreed classify <image…>');
-  const timeoutS = parseTimeout(values.timeout);
+  const { timeout: timeoutS } = parseFlags(ClassifyOptionsSchema, values, CLASSIFY_FLAGS);
   const images: { file: string; bytes: Buffer }[] = [];
   for (const file of positionals) {
     if (!isUploadImageKey(`${UPLOAD_PREFIX}${basename(file)}`)) {

@@ -2,18 +2,17 @@ import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from '../config.ts';
-import { writeSampleTarball } from '../dataset/sample-data.ts';
-import { parseSplitRatios } from '../dataset/split.ts';
+import { ConfigSchema, type PipelineConfig } from '../config.ts';
+import { SAMPLE_FIELDS, writeSampleTarball } from '../dataset/sample-data.ts';
 import { errorMessage, InputError } from '../errors.ts';
 import { DEFINITION_PATH } from '../local/definition.ts';
 import { type LocalRunResult, newRunId, runLocalPipeline } from '../local/pipeline.ts';
 import { setLogSink } from '../log.ts';
-import { parseBackbones } from '../training/training-config.ts';
-import type { PipelineConfig, ShardTask, ValidationTask } from '../types.ts';
-import { RUN_ID } from '../validate.ts';
+import { RUN_ID, record, text } from '../schema/fields.ts';
+import type { ShardTask, ValidationTask } from '../types.ts';
 import { cacheCommand } from './cache-command.ts';
 import { classifyCommand } from './classify-command.ts';
+import { decimal, decimals, type FlagSpec, parseFlags } from './flags.ts';
 import { Progress } from './progress.ts';
 import { compareCommand, evaluateCommand, reportCommand, runsCommand } from './report-commands.ts';
 import { resumeOnStage, runOnStage } from './stage-run.ts';
@@ -107,28 +106,46 @@ function describeShard(item: unknown, index: number): string {
 
 export const SAMPLE_DEFAULTS = { classes: 10, perClass: 30, seed: 1 };
 
-function numberFlag(
-  value: string | undefined,
-  flag: string,
-  min: number,
-  max: number,
-  kind: 'integer' | 'number' = 'integer',
-): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  const ok = (kind === 'integer' ? Number.isInteger(n) : Number.isFinite(n)) && n >= min && n <= max;
-  if (value.trim() === '' || !ok)
-    throw new InputError(
-      `${flag} must be ${kind === 'integer' ? 'an integer' : 'a number'} from ${min} to ${max}, got "${value}"`,
-    );
-  return n;
-}
+const SampleDataOptionsSchema = record({
+  out: text(),
+  classes: SAMPLE_FIELDS.classes.default(SAMPLE_DEFAULTS.classes),
+  perClass: SAMPLE_FIELDS.perClass.default(SAMPLE_DEFAULTS.perClass),
+  seed: SAMPLE_FIELDS.seed.default(SAMPLE_DEFAULTS.seed),
+});
+
+const SAMPLE_DATA_FLAGS: Record<string, FlagSpec> = {
+  out: { path: ['out'] },
+  classes: { path: ['classes'], read: decimal },
+  'per-class': { path: ['perClass'], read: decimal },
+  seed: { path: ['seed'], read: decimal },
+};
+
+/** `dogbreed run`'s configuration flags and the config field each sets. */
+const RUN_FLAGS: Record<string, FlagSpec> = {
+  source: { path: ['source'] },
+  sha256: { path: ['expectedSha256'] },
+  profile: { path: ['profile'] },
+  'min-per-class': { path: ['minPerClass'], read: decimal },
+  'max-invalid-share': { path: ['maxInvalidShare'], read: decimal },
+  seed: { path: ['seed'], read: decimal },
+  split: { path: ['split'], read: decimals },
+  'shard-size': { path: ['shardSize'], read: decimal },
+  resize: { path: ['resizeShorter'], read: decimal },
+  backbone: { path: ['training', 'backbone'] },
+  'feature-tensor': { path: ['training', 'featureTensor'] },
+  epochs: { path: ['training', 'epochs'], read: decimal },
+  views: { path: ['training', 'views'], read: decimal },
+  hidden: { path: ['training', 'hidden'], read: decimal },
+  'learning-rate': { path: ['training', 'learningRate'], read: decimal },
+  patience: { path: ['training', 'patience'], read: decimal },
+  flip: { path: ['training', 'flip'] },
+  tune: { path: ['training', 'tune'] },
+};
+
+/** Without --source the run makes its own sample, so the flags may leave it out. */
+const RunFlagsSchema = ConfigSchema.partial({ source: true });
 
 const isUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
-
-function withoutUndefined(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-}
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -182,39 +199,20 @@ async function runCommand(args: string[]): Promise<number> {
   // With --json, stdout carries only the result; progress goes to stderr.
   const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
   const workspace = workspaceDir(values.workspace);
-  if (values.profile && !['imagefolder', 'stanford-dogs'].includes(values.profile)) {
-    throw new InputError(`--profile must be imagefolder or stanford-dogs, got "${values.profile}"`);
-  }
-  if (values.sha256 && !/^[0-9a-fA-F]{64}$/.test(values.sha256)) {
-    throw new InputError('--sha256 must be 64 hexadecimal characters (the SHA-256 of the tarball)');
-  }
+  // Checked whole before anything is generated, uploaded or started.
+  const options = parseFlags(
+    RunFlagsSchema,
+    values,
+    RUN_FLAGS,
+    values['no-cache'] ? { cache: false, training: { cache: false } } : {},
+  );
   const config: PipelineConfig = {
-    source: values.source ?? (await defaultSource(workspace, log)),
-    expectedSha256: values.sha256?.toLowerCase(),
-    profile: values.profile as PipelineConfig['profile'],
-    minPerClass: numberFlag(values['min-per-class'], '--min-per-class', 1, 1_000_000),
-    maxInvalidShare: numberFlag(values['max-invalid-share'], '--max-invalid-share', 0, 1, 'number'),
-    seed: numberFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? DEFAULTS.seed,
-    split: values.split ? parseSplitRatios(values.split) : [...DEFAULTS.split],
-    shardSize: numberFlag(values['shard-size'], '--shard-size', 1, 100_000) ?? DEFAULTS.shardSize,
-    resizeShorter: numberFlag(values.resize, '--resize', 32, 2048) ?? DEFAULTS.resizeShorter,
-    ...(values['no-cache'] ? { cache: false } : {}),
-    training: withoutUndefined({
-      backbone:
-        values.backbone &&
-        parseBackbones(values.backbone.join(','), '--backbone').map((b) =>
-          isUrl(b) || b === 'tiny' ? b : resolve(b),
-        ),
-      featureTensor: values['feature-tensor'],
-      epochs: numberFlag(values.epochs, '--epochs', 1, 10_000),
-      views: numberFlag(values.views, '--views', 0, 16),
-      hidden: numberFlag(values.hidden, '--hidden', 0, 8192),
-      learningRate: numberFlag(values['learning-rate'], '--learning-rate', 1e-7, 1, 'number'),
-      patience: numberFlag(values.patience, '--patience', 1, 10_000),
-      cache: values['no-cache'] ? false : undefined,
-      flip: values.flip,
-      tune: values.tune,
-    }),
+    ...options,
+    source: options.source ?? (await defaultSource(workspace, log)),
+    training: {
+      ...options.training,
+      backbone: options.training.backbone.map((b) => (isUrl(b) || b === 'tiny' ? b : resolve(b))),
+    },
   };
   // Sources given as relative paths mean this directory, not the server's.
   if (!isUrl(config.source)) config.source = resolve(config.source);
@@ -334,13 +332,8 @@ async function sampleDataCommand(args: string[]): Promise<number> {
     },
     strict: true,
   });
-  if (!values.out) throw new InputError('--out FILE.tar is required: where to write the sample tarball');
-  const opts = {
-    classes: numberFlag(values.classes, '--classes', 2, 120) ?? SAMPLE_DEFAULTS.classes,
-    perClass: numberFlag(values['per-class'], '--per-class', 3, 10_000) ?? SAMPLE_DEFAULTS.perClass,
-    seed: numberFlag(values.seed, '--seed', 0, 2 ** 32 - 1) ?? SAMPLE_DEFAULTS.seed,
-  };
-  const out = await writeSampleTarball(resolve(values.out), {
+  const { out: path, ...opts } = parseFlags(SampleDataOptionsSchema, values, SAMPLE_DATA_FLAGS);
+  const out = await writeSampleTarball(resolve(path), {
     ...opts,
     onProgress: (done, total) => {
       if (process.stderr.isTTY) process.stderr.write(`\r${done}/${total} images`);

@@ -1,11 +1,14 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ResizeShorterSchema } from '../config.ts';
 import { InputError } from '../errors.ts';
 import type { ClassMetrics, MetricsReport } from '../metrics/types.ts';
 import { evaluateModel } from '../queries/evaluate.ts';
 import { listRuns, readRun, resolveRunId } from '../queries/runs.ts';
+import { object } from '../schema/fields.ts';
 import { keys } from '../storage/layout.ts';
+import { decimal, parseFlags } from './flags.ts';
 import { withStore } from './workspace.ts';
 
 // `dogbreed runs | report | compare | evaluate`: reading what runs produced.
@@ -178,6 +181,9 @@ export async function compareCommand(args: string[], out: Out): Promise<number> 
   });
 }
 
+const EvaluateOptionsSchema = object({ resizeShorter: ResizeShorterSchema.optional() });
+const EVALUATE_FLAGS = { resize: { path: ['resizeShorter'], read: decimal } };
+
 export async function evaluateCommand(args: string[], out: Out): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -193,13 +199,7 @@ export async function evaluateCommand(args: string[], out: Out): Promise<number>
     throw new InputError('--model is required: a model.onnx path, s3:// URL, run id, or "champion"');
   if (positionals.length !== 1)
     throw new InputError('evaluate takes one ImageFolder directory or tarball to evaluate on');
-  const resizeShorter = values.resize === undefined ? undefined : Number(values.resize);
-  if (
-    resizeShorter !== undefined &&
-    (!Number.isInteger(resizeShorter) || resizeShorter < 32 || resizeShorter > 2048)
-  ) {
-    throw new InputError(`--resize must be an integer from 32 to 2048, got "${values.resize}"`);
-  }
+  const { resizeShorter } = parseFlags(EvaluateOptionsSchema, values, EVALUATE_FLAGS);
   const source = /^[a-z][a-z0-9+.-]*:\/\//i.test(positionals[0]!)
     ? positionals[0]!
     : resolve(positionals[0]!);

@@ -14,7 +14,7 @@ import type { MetricsReport } from '../metrics/types.ts';
 import { appendResume } from '../storage/execution-journal.ts';
 import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import type { FailureReport, PipelineConfig } from '../types.ts';
+import type { ExecutionInput, FailureReport, PipelineConfig } from '../types.ts';
 import type { Progress } from './progress.ts';
 import { printMetrics } from './report-commands.ts';
 import { withStore } from './workspace.ts';
@@ -51,9 +51,8 @@ export async function runOnStage(config: PipelineConfig, opts: StageRunOptions):
   return withStore({ stage: opts.stage, region: stage.region }, async (store) => {
     const runId = newRunId();
     const source = await stageSource(store, config.source, opts.log);
-    const executionArn = await startExecution(sfn, stage.stateMachineArn, runId, {
-      config: { ...config, source },
-    });
+    const input: ExecutionInput = { config: { ...config, source } };
+    const executionArn = await startExecution(sfn, stage.stateMachineArn, runId, input);
     opts.log(`run ${runId} started on stage ${stage.stage}: ${executionArn}`);
     return opts.wait ? followAndReport(sfn, store, runId, executionArn, opts) : 0;
   });

@@ -1,11 +1,10 @@
-import { InputError } from '../errors.ts';
-import type { DatasetProfile } from '../types.ts';
+import type { DatasetProfile, ProfileName } from '../types.ts';
 
 // What VerifyDataset requires of a dataset. For stanford-dogs, expectedImages counts the image
 // files in class folders, valid or not: it proves the tarball is complete, while damaged images
 // are governed by maxInvalidShare (Stanford Dogs ships a PNG under a .jpg name, for example).
 
-export type ProfileName = DatasetProfile['name'];
+export type { ProfileName };
 
 export const PROFILES: Readonly<Record<ProfileName, Readonly<DatasetProfile>>> = {
   'stanford-dogs': {
@@ -31,27 +30,17 @@ export interface ProfileOverrides {
   maxInvalidShare?: number;
 }
 
-/** The named profile with the caller's overrides applied; bad names or values are InputErrors. */
-export function resolveProfile(name: string, overrides: ProfileOverrides = {}): DatasetProfile {
-  if (!Object.hasOwn(PROFILES, name))
-    throw new InputError(
-      `unknown dataset profile ${JSON.stringify(name)}: use ${Object.keys(PROFILES).join(' or ')}`,
-    );
-  const profile: DatasetProfile = { ...PROFILES[name as ProfileName] };
+/**
+ * The named profile with the caller's overrides applied. Names and values are the run
+ * configuration's, checked by its schema (config.ts) before any state runs.
+ */
+export function resolveProfile(name: ProfileName, overrides: ProfileOverrides = {}): DatasetProfile {
   const { minPerClass, maxInvalidShare } = overrides;
-  if (minPerClass !== undefined) {
-    if (!Number.isSafeInteger(minPerClass) || minPerClass < 1)
-      throw new InputError(`--min-per-class must be a whole number of at least 1, got ${minPerClass}`);
-    profile.minPerClass = minPerClass;
-  }
-  if (maxInvalidShare !== undefined) {
-    if (!Number.isFinite(maxInvalidShare) || maxInvalidShare < 0 || maxInvalidShare > 1)
-      throw new InputError(
-        `--max-invalid-share must be a share between 0 and 1 (0.05 allows 5% invalid entries), got ${maxInvalidShare}`,
-      );
-    profile.maxInvalidShare = maxInvalidShare;
-  }
-  return profile;
+  return {
+    ...PROFILES[name],
+    ...(minPerClass !== undefined ? { minPerClass } : {}),
+    ...(maxInvalidShare !== undefined ? { maxInvalidShare } : {}),
+  };
 }
 
 /** `n02085620-Chihuahua` → wnid n02085620, breed "Chihuahua"; other folder names are the breed. */

@@ -3,7 +3,8 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
-import { InputError } from '../errors.ts';
+import { integer, object, seed } from '../schema/fields.ts';
+import { parseInput } from '../schema/parse.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
 import { STANFORD_DOGS_CLASSES } from './stanford-dogs-classes.ts';
 import { type TarFile, tarStream } from './tar-writer.ts';
@@ -60,25 +61,21 @@ function classStyle(index: number, count: number): ClassStyle {
   };
 }
 
-export function validateSampleOptions(opts: SampleDataOptions): void {
-  const { classes, perClass, seed } = opts;
-  if (!Number.isInteger(classes) || classes < 2 || classes > STANFORD_DOGS_CLASSES.length) {
-    throw new InputError(
-      `--classes must be an integer from 2 to ${STANFORD_DOGS_CLASSES.length}, got ${classes}`,
-    );
-  }
-  if (!Number.isInteger(perClass) || perClass < 3 || perClass > 10_000) {
-    throw new InputError(`--per-class must be an integer from 3 to 10000, got ${perClass}`);
-  }
-  if (!Number.isSafeInteger(seed)) throw new InputError(`--seed must be an integer, got ${seed}`);
-}
+/** The sample's size and seed, as `dogbreed sample-data` takes them. */
+export const SAMPLE_FIELDS = {
+  classes: integer(2, STANFORD_DOGS_CLASSES.length),
+  /** At least one image per split. */
+  perClass: integer(3, 10_000),
+  seed: seed(),
+};
+const SampleOptionsSchema = object(SAMPLE_FIELDS);
 
 /** Writes the tarball to `outPath` (via `outPath.partial`, renamed only once complete). */
 export async function writeSampleTarball(
   outPath: string,
   opts: SampleDataOptions,
 ): Promise<SampleDataResult> {
-  validateSampleOptions(opts);
+  parseInput(SampleOptionsSchema, opts, { name: 'sample options', bare: true });
   const classes = STANFORD_DOGS_CLASSES.slice(0, opts.classes);
   const total = classes.length * opts.perClass;
   const partial = `${outPath}.partial`;

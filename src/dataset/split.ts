@@ -1,14 +1,15 @@
+import { MAX_SHARD_INDEX, MAX_SHARD_SIZE, type SplitRatios } from '../config.ts';
 import { DataError, InputError } from '../errors.ts';
 import { keys } from '../storage/layout.ts';
 import type { IndexRow, ManifestRow, ShardTask, Split } from '../types.ts';
 import { SPLITS } from '../types.ts';
 import { hashString, mulberry32, shuffle } from '../util/prng.ts';
 
+export type { SplitRatios };
+
 // BuildManifests core: a seeded, stratified train/val/test split and its grouping into shards.
 // Pure functions: the same rows and seed give byte-identical manifests in any input order, so a
 // retried or re-run BuildManifests never changes which images a model was trained or tested on.
-
-export type SplitRatios = [train: number, val: number, test: number];
 
 export interface SplitResult {
   /** Class names in code-unit order; a class's position is its label (labels.json order). */
@@ -21,45 +22,6 @@ export interface SplitResult {
 const EPS = 1e-9;
 
 /**
- * Checks train/val/test ratios from any source (CLI flag or execution input); `name` is what
- * the user typed, so the message points at it.
- */
-export function validateSplitRatios(values: readonly number[], name = '--split'): SplitRatios {
-  if (values.length !== SPLITS.length) {
-    throw new InputError(`${name} needs 3 ratios (train,val,test, e.g. 0.7,0.15,0.15), got ${values.length}`);
-  }
-  values.forEach((v, i) => {
-    // Zero is refused too: every class must appear in every split for per-class metrics.
-    if (!Number.isFinite(v) || v <= 0) {
-      throw new InputError(`${name}: the ${SPLITS[i]} ratio must be a number greater than 0, got ${v}`);
-    }
-  });
-  const sum = values.reduce((a, b) => a + b, 0);
-  if (Math.abs(sum - 1) > 1e-6) {
-    throw new InputError(`${name}: the ratios must sum to 1, got ${Number(sum.toFixed(9))}`);
-  }
-  return [values[0]!, values[1]!, values[2]!];
-}
-
-/** Parses the CLI flag `--split 0.7,0.15,0.15`. */
-export function parseSplitRatios(text: string): SplitRatios {
-  const parts = text.split(',').map((p) => p.trim());
-  if (parts.length !== SPLITS.length) {
-    throw new InputError(
-      `--split needs 3 comma-separated ratios (train,val,test, e.g. 0.7,0.15,0.15), got "${text}"`,
-    );
-  }
-  const values = parts.map((p) => {
-    // Plain decimals only: Number() would also take '', '0x1' and 'Infinity'.
-    if (!/^(\d+\.?\d*|\.\d+)$/.test(p)) {
-      throw new InputError(`--split: "${p}" is not a non-negative decimal number`);
-    }
-    return Number(p);
-  });
-  return validateSplitRatios(values);
-}
-
-/**
  * Image counts [train, val, test] for one class of n images. Largest remainder: each split gets
  * floor(n·ratio), the leftover images go to the largest fractional parts (ties to the earlier split
  * in train, val, test order), so |count − n·ratio| < 1. Then a split left empty takes one image from
@@ -67,7 +29,7 @@ export function parseSplitRatios(text: string): SplitRatios {
  * that happens only when some n·ratio < 1, and keeps |count − n·ratio| < 2 (the raised split holds
  * 1 with 0 < n·ratio < 1; the donor held > n·ratio − 1 and gives at most 2, only when it held all
  * n and so n·ratio > n − 2).
- * `ratios` must be valid (validateSplitRatios).
+ * `ratios` must be valid (SplitSchema in config.ts).
  */
 export function allocate(n: number, ratios: SplitRatios): SplitRatios {
   if (n < SPLITS.length) throw new DataError(`${n} images cannot be spread over train, val and test`);
@@ -105,12 +67,9 @@ const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  */
 export function stratifiedSplit(
   rows: readonly IndexRow[],
-  opts: { ratios: readonly number[]; seed: number },
+  opts: { ratios: SplitRatios; seed: number },
 ): SplitResult {
-  const ratios = validateSplitRatios(opts.ratios);
-  if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) {
-    throw new InputError(`--seed must be an integer from 0 to 4294967295, got ${opts.seed}`);
-  }
+  const { ratios } = opts;
   if (rows.length === 0) throw new DataError('the dataset index has no images to split');
 
   const byClass = new Map<string, IndexRow[]>();
@@ -184,7 +143,8 @@ function shardCount(splits: Record<Split, readonly ManifestRow[]>, shardSize: nu
  * hold (longest split name, 5-digit index, 6-digit count), so it does not depend on --shard-size.
  */
 function maxShards(runId: string): number {
-  const longest = Buffer.byteLength(JSON.stringify(shardTask(runId, 'train', 99_999, 100_000))) + 1;
+  const longest =
+    Buffer.byteLength(JSON.stringify(shardTask(runId, 'train', MAX_SHARD_INDEX, MAX_SHARD_SIZE))) + 1;
   return Math.floor(SHARD_LIST_BUDGET_BYTES / longest);
 }
 
@@ -197,9 +157,6 @@ export function planShards(
   opts: { runId: string; shardSize: number },
 ): ShardTask[] {
   const { runId, shardSize } = opts;
-  if (!Number.isInteger(shardSize) || shardSize < 1 || shardSize > 100_000) {
-    throw new InputError(`--shard-size must be an integer from 1 to 100000, got ${shardSize}`);
-  }
   const limit = maxShards(runId);
   const count = shardCount(splits, shardSize);
   if (count > limit) {
@@ -207,8 +164,8 @@ export function planShards(
     let suggested = Math.ceil(rows / limit);
     while (shardCount(splits, suggested) > limit) suggested++;
     throw new InputError(
-      `--shard-size ${shardSize} makes ${count} shards, more than the ${limit} whose list fits the ` +
-        `Step Functions state (256 KiB payload limit); use --shard-size ${suggested} or larger`,
+      `config.shardSize (--shard-size) ${shardSize} makes ${count} shards, more than the ${limit} whose ` +
+        `list fits the Step Functions state (256 KiB payload limit); use ${suggested} or larger`,
     );
   }
   return SPLITS.flatMap((split) => {

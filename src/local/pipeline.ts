@@ -8,7 +8,7 @@ import { type ExecutionStart, isAlive, journalKeys, readStart } from '../storage
 import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { openStore } from '../storage/s3-store.ts';
-import type { FailureReport, PipelineConfig } from '../types.ts';
+import type { ExecutionInput, FailureReport, PipelineConfig } from '../types.ts';
 import { loadLocalDefinition } from './definition.ts';
 import { localHistory, reportLocalFailure } from './failure-rule.ts';
 import { localHandlers } from './handlers.ts';
@@ -121,7 +121,7 @@ export async function runLocalPipeline(opts: LocalRunOptions): Promise<LocalRunR
       resume: opts.resume === true,
     });
     const history = localHistory();
-    const input = { config };
+    const input: ExecutionInput = { config };
     const result = await runStateMachine({
       definition,
       executionName: runId,

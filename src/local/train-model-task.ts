@@ -1,9 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
+import * as z from 'zod';
 import { InputError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { list, object, text } from '../schema/fields.ts';
+import { parseInput } from '../schema/parse.ts';
 import { callLogEnv } from '../storage/call-log.ts';
-import { array, object, string } from '../validate.ts';
 import { runBatchJob } from './batch-runner.ts';
 
 // The TrainModel state (batch:submitJob.sync) on the embedded default: the same
@@ -15,21 +17,28 @@ export const TRAIN_COMMAND = [process.execPath, `${root}bin/tsnode.mjs`, `${root
 /** AWS Batch refuses container overrides over 8 KiB. */
 export const MAX_OVERRIDES_BYTES = 8192;
 
+/** The batch:submitJob.sync parameters of the TrainModel state, the part the local run uses. */
+const SubmitJobSchema = object({
+  JobName: text(),
+  ContainerOverrides: object({
+    Environment: list(object({ Name: text(), Value: z.unknown() })).default(() => []),
+  }),
+});
+
 export function parseSubmitJob(params: unknown): { jobName: string; env: Record<string, string> } {
-  const p = object(params, 'TrainModel parameters');
-  const overrides = object(p.ContainerOverrides, 'ContainerOverrides');
-  const size = Buffer.byteLength(JSON.stringify(overrides));
+  const p = parseInput(SubmitJobSchema, params, { name: 'TrainModel parameters', bare: true });
+  const size = Buffer.byteLength(
+    JSON.stringify((params as { ContainerOverrides: unknown }).ContainerOverrides),
+  );
   if (size > MAX_OVERRIDES_BYTES) {
     throw new InputError(
       `ContainerOverrides is ${size} bytes, over AWS Batch's 8 KiB limit: pass S3 keys, not lists`,
     );
   }
-  const env: Record<string, string> = {};
-  array(overrides.Environment ?? [], 'ContainerOverrides.Environment').forEach((item, i) => {
-    const e = object(item, `ContainerOverrides.Environment[${i}]`);
-    env[string(e.Name, `ContainerOverrides.Environment[${i}].Name`)] = String(e.Value ?? '');
-  });
-  return { jobName: string(p.JobName, 'JobName'), env };
+  const env = Object.fromEntries(
+    p.ContainerOverrides.Environment.map((e) => [e.Name, String(e.Value ?? '')]),
+  );
+  return { jobName: p.JobName, env };
 }
 
 export async function trainModelTask(params: unknown, context: Context): Promise<unknown> {

@@ -1,43 +1,40 @@
 // The quality gate a run must pass before it may replace the champion model, and the promotion
 // decision itself. Reasons are written for people reading the report, so they carry the numbers.
 
-import { InputError } from '../errors.ts';
-import type { GateResult, GateThresholds, MetricsReport, Promotion } from './types.ts';
+import type * as z from 'zod';
+import { number, record } from '../schema/fields.ts';
+import { parseInput } from '../schema/parse.ts';
+import type { GateResult, MetricsReport, Promotion } from './types.ts';
 
 /** The original study's targets. */
-export const DEFAULT_GATE: GateThresholds = Object.freeze({
+export const DEFAULT_GATE = Object.freeze({
   accuracy: 0.6,
   macroF1: 0.6,
   macroPrecision: 0.5,
   macroRecall: 0.5,
 });
 
-const FIELDS = Object.keys(DEFAULT_GATE) as (keyof GateThresholds)[];
+const threshold = number(0, 1);
+
+/**
+ * Thresholds from configuration or an event: any subset of the fields, each in [0, 1]; the rest
+ * keep their defaults. Unknown fields are refused so a typo cannot silently weaken the gate.
+ */
+export const GateSchema = record({
+  accuracy: threshold.default(DEFAULT_GATE.accuracy),
+  macroF1: threshold.default(DEFAULT_GATE.macroF1),
+  macroPrecision: threshold.default(DEFAULT_GATE.macroPrecision),
+  macroRecall: threshold.default(DEFAULT_GATE.macroRecall),
+});
+
+export type GateThresholds = z.output<typeof GateSchema>;
+
 const PASS = '✓';
 const FAIL = '✗';
 
-/**
- * Thresholds from configuration or an event: any subset of the fields, each a number in [0, 1];
- * the rest keep their defaults. Unknown fields are refused so a typo cannot silently weaken the gate.
- */
+/** The gate of a configuration; none (or null) is the defaults. */
 export function parseGate(value: unknown): GateThresholds {
-  if (value === undefined || value === null) return { ...DEFAULT_GATE };
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new InputError(
-      `gate must be an object of thresholds (${FIELDS.join(', ')}), got ${JSON.stringify(value)}`,
-    );
-  }
-  const gate = { ...DEFAULT_GATE };
-  for (const [key, v] of Object.entries(value)) {
-    if (!FIELDS.includes(key as keyof GateThresholds)) {
-      throw new InputError(`gate.${key} is not a threshold; expected one of ${FIELDS.join(', ')}`);
-    }
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
-      throw new InputError(`gate.${key} must be a number in [0, 1], got ${JSON.stringify(v)}`);
-    }
-    gate[key as keyof GateThresholds] = v;
-  }
-  return gate;
+  return parseInput(GateSchema, value ?? {}, { name: 'gate' });
 }
 
 /** One reason line per threshold; passed only when the metric reaches every threshold. */

@@ -1,3 +1,5 @@
+import type { GateThresholds } from './gate.ts';
+
 // The shapes of validation: per-image predictions (written by Validate) and the run's report
 // (reports/<runId>/metrics.json, written by WriteReport). metrics.json is read by people,
 // `dogbreed report/compare/runs` and report.html; its schemaVersion changes when it does.
@@ -48,12 +50,8 @@ export interface ConfusedPair {
   rate: number;
 }
 
-export interface GateThresholds {
-  accuracy: number;
-  macroF1: number;
-  macroPrecision: number;
-  macroRecall: number;
-}
+/** The quality gate's thresholds, described by GateSchema. */
+export type { GateThresholds };
 
 export interface GateResult {
   passed: boolean;

@@ -2,7 +2,9 @@ import { performance } from 'node:perf_hooks';
 import type { GradSaveFunc, Optimizer, Scalar, Tensor, Tensor1D, Tensor2D, Variable } from '@tensorflow/tfjs';
 import { DataError, InputError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { parseInput } from '../schema/parse.ts';
 import { mulberry32, shuffle } from '../util/prng.ts';
+import { type HeadHyperparameters, HeadHyperparametersSchema } from './head-hyperparameters.ts';
 import type { Tf } from './tf-backend.ts';
 import type { HeadWeights } from './types.ts';
 
@@ -36,24 +38,8 @@ export interface EpochLog {
   seconds: number;
 }
 
-export interface HeadTrainingOptions {
-  /** 0: linear head (logits = x·W + b); else one hidden ReLU layer of this width. */
-  hidden: number;
-  /** Dropout rate on the input of the output layer (the features for a linear head), 0 ≤ rate < 1. */
-  dropout: number;
-  /** Adam step size. */
-  learningRate: number;
-  /** Decoupled weight decay (AdamW) on kernels, not biases: each step w ← w·(1 − learningRate·weightDecay). */
-  weightDecay: number;
-  /** 0 … 0.5: targets become (1 − s)·onehot + s/classes. */
-  labelSmoothing: number;
-  batchSize: number;
-  /** Upper bound; early stopping may end sooner. 0 returns the starting weights. */
-  epochs: number;
-  /** Stop once this many epochs in a row (≥ 1) beat neither the best validation accuracy nor, at equal accuracy, its loss. */
-  patience: number;
-  /** Weight init, shuffling and dropout masks all derive from it. */
-  seed: number;
+/** The hyperparameters (limits in head-hyperparameters.ts), and where to start from. */
+export interface HeadTrainingOptions extends HeadHyperparameters {
   /** Starting rows of a linear head (e.g. the backbone's own classifier rows for these classes). */
   init?: { weights: Float32Array; bias: Float32Array };
   onEpoch?: (e: EpochLog) => void;
@@ -339,25 +325,7 @@ function checkData(data: HeadTrainingData): number {
 }
 
 function checkOptions(opts: HeadTrainingOptions, data: HeadTrainingData): void {
-  const integer = (name: keyof HeadTrainingOptions, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    const v = opts[name];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-      throw new InputError(`${name} must be an integer in ${min}…${max}, got ${String(v)}`);
-  };
-  const real = (name: keyof HeadTrainingOptions, ok: (v: number) => boolean, range: string) => {
-    const v = opts[name];
-    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))
-      throw new InputError(`${name} must be ${range}, got ${String(v)}`);
-  };
-  integer('hidden', 0, 1 << 16);
-  real('dropout', (v) => v >= 0 && v < 1, 'in [0, 1)');
-  real('learningRate', (v) => v > 0, '> 0');
-  real('weightDecay', (v) => v >= 0 && v * opts.learningRate < 1, '≥ 0 with learningRate × weightDecay < 1');
-  real('labelSmoothing', (v) => v >= 0 && v <= 0.5, 'in [0, 0.5]');
-  integer('batchSize', 1);
-  integer('epochs', 0);
-  integer('patience', 1);
-  integer('seed', 0, 2 ** 32 - 1);
+  parseInput(HeadHyperparametersSchema, opts, { name: 'options', bare: true });
   if (opts.onEpoch !== undefined && typeof opts.onEpoch !== 'function')
     throw new InputError('onEpoch must be a function');
   const { init } = opts;

@@ -13,6 +13,7 @@ import {
   servingModelFromBytes,
 } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
+import { RUN_ID } from '../schema/fields.ts';
 import { readChampion } from '../storage/champion.ts';
 import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
@@ -49,11 +50,7 @@ async function resolveModel(store: ObjectStore, ref: string): Promise<ServingMod
   }
   const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(ref);
   if (s3) return loadServingModel(store.forBucket(s3[1]!), s3[2]!);
-  if (
-    /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(ref) &&
-    !ref.endsWith('.onnx') &&
-    (await store.head(keys.model(ref)))
-  ) {
+  if (RUN_ID.test(ref) && !ref.endsWith('.onnx') && (await store.head(keys.model(ref)))) {
     return loadServingModel(store, keys.model(ref));
   }
   const bytes = await readFile(ref).catch(() => {

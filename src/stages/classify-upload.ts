@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
+import * as z from 'zod';
 import { sniffImage } from '../dataset/image-sniff.ts';
 import { parseClassName } from '../dataset/profiles.ts';
 import {
@@ -20,11 +21,12 @@ import {
   trainedShorterSide,
 } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
+import { count, list, object, text } from '../schema/fields.ts';
+import { parseInput } from '../schema/parse.ts';
 import { type Champion, readChampion } from '../storage/champion.ts';
 import { keys } from '../storage/layout.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { ImageFormat } from '../types.ts';
-import { array, object, string } from '../validate.ts';
 
 // Upload classification: uploads/<name> → predictions/<name>.json, with the champion model
 // (models/current.json), preprocessed exactly as Preprocess + Validate see images. Bad input
@@ -334,34 +336,53 @@ export interface UploadRecord extends UploadRef {
 }
 
 /**
+ * The part of an S3 event notification this handler reads (modelled on Powertools' S3Schema,
+ * which describes every field: S3 and s3rver fill the rest differently, and none of it is used).
+ */
+const S3RecordSchema = object({
+  eventName: text(),
+  s3: object({
+    bucket: object({ name: text() }),
+    object: object({ key: text(), size: count().optional() }),
+  }),
+});
+
+export const S3EventSchema = object({
+  /** Only in the test event S3 sends once when a notification is configured; it has no Records. */
+  Event: z.string().optional(),
+  Records: list(S3RecordSchema).optional(),
+}).check((ctx) => {
+  if (ctx.value.Event !== 's3:TestEvent' && ctx.value.Records === undefined)
+    ctx.issues.push({
+      code: 'custom',
+      path: ['Records'],
+      input: ctx.value,
+      message: 'must be an array of S3 records, got nothing',
+    });
+});
+export type S3Notification = z.output<typeof S3EventSchema>;
+
+/**
  * The ObjectCreated records of an S3 notification that name an image under uploads/, keys
  * decoded. Anything else (other prefixes, other suffixes, removals, S3's test event) is ignored.
  */
 export function uploadRecords(event: unknown): { uploads: UploadRecord[]; ignored: number } {
-  const e = object(event, 'event');
-  // Sent once when a notification is configured; it has no Records.
-  if (e.Event === 's3:TestEvent') return { uploads: [], ignored: 0 };
-  const records = array(e.Records, 'event.Records');
+  const records = parseInput(S3EventSchema, event, { name: 'event' }).Records ?? [];
   const uploads: UploadRecord[] = [];
-  records.forEach((r, i) => {
-    const path = `event.Records[${i}]`;
-    const record = object(r, path);
-    if (typeof record.eventName !== 'string' || !record.eventName.startsWith('ObjectCreated:')) return;
-    const s3 = object(record.s3, `${path}.s3`);
-    const bucket = string(object(s3.bucket, `${path}.s3.bucket`).name, `${path}.s3.bucket.name`);
-    const obj = object(s3.object, `${path}.s3.object`);
-    const raw = string(obj.key, `${path}.s3.object.key`);
+  records.forEach(({ eventName, s3 }, i) => {
+    if (!eventName.startsWith('ObjectCreated:')) return;
     let key: string;
     try {
-      key = decodeEventKey(raw);
+      key = decodeEventKey(s3.object.key);
     } catch {
       logger.warn(
-        `${path}.s3.object.key ${JSON.stringify(raw)} is not URL-encoded as S3 sends keys: ignored`,
+        `event.Records[${i}].s3.object.key ${JSON.stringify(s3.object.key)} is not URL-encoded as S3 sends keys: ignored`,
       );
       return;
     }
     if (!isUploadImageKey(key)) return;
-    uploads.push({ bucket, key, ...(typeof obj.size === 'number' ? { size: obj.size } : {}) });
+    const { size } = s3.object;
+    uploads.push({ bucket: s3.bucket.name, key, ...(size !== undefined ? { size } : {}) });
   });
   return { uploads, ignored: records.length - uploads.length };
 }
