@@ -1,3 +1,4 @@
+import type { IndexRow } from './dataset/rows.ts';
 import type { ShardTask, ValidationTask } from './events.ts';
 
 // Shapes that cross a boundary: S3 objects, state-machine payloads, CLI output.
@@ -7,24 +8,10 @@ export const SPLITS = ['train', 'val', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
 
 /** Image container detected from the bytes, whatever the file name says. */
-export type ImageFormat = 'jpeg' | 'png' | 'webp';
+export type ImageFormat = IndexRow['format'];
 
-/** One row of datasets/<id>/index.jsonl: a valid image inside images.tar. */
-export interface IndexRow {
-  /** Stable image id: the member's file name without extension, made unique within the dataset. */
-  id: string;
-  /** Class folder name, e.g. `n02085620-Chihuahua`. */
-  class: string;
-  /** Tar member path as stored in the archive. */
-  member: string;
-  /** Byte offset of the member's data inside the tarball (for ranged GETs). */
-  offset: number;
-  /** Data size in bytes. */
-  size: number;
-  width: number;
-  height: number;
-  format: ImageFormat;
-}
+// The rows of index.jsonl and the manifests are described by their schemas in dataset/rows.ts.
+export type { IndexRow, ManifestRow } from './dataset/rows.ts';
 
 /** A tar entry that is not a usable image, with the reason; listed in inventory.json. */
 export interface InvalidEntry {
@@ -67,13 +54,6 @@ export interface Inventory {
   /** Files that do not claim to be images (READMEs, .DS_Store, annotations): skipped. */
   ignored: InvalidEntry[];
   verifiedAt: string;
-}
-
-/** One row of runs/<runId>/manifests/<split>.jsonl. */
-export interface ManifestRow extends IndexRow {
-  split: Split;
-  /** Class index in the sorted class list (labels.json order). */
-  label: number;
 }
 
 export interface ShardResult {

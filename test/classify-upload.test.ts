@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ClassifySummary, handler } from '../functions/classify-upload.ts';
 import { classifyCommand } from '../src/cli/classify-command.ts';
 import { parseClassName } from '../src/dataset/profiles.ts';
+import { ManifestRowSchema } from '../src/dataset/rows.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { readTar } from '../src/dataset/tar-reader.ts';
 import { InputError, TransientError } from '../src/errors.ts';
@@ -20,11 +21,11 @@ import {
   type PredictionDocument,
   type UploadFailure,
   type UploadPrediction,
+  uploadLimitsFromEnv,
   uploadRecords,
 } from '../src/stages/classify-upload.ts';
 import type { Champion } from '../src/storage/champion.ts';
 import { createS3Client, openStore, type S3ObjectStore } from '../src/storage/s3-store.ts';
-import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
 import { startTestS3 } from './helpers/local-s3.ts';
 import { describeShared, SHARED_BACKBONE, SHARED_SAMPLE_DIR } from './helpers/shared.ts';
@@ -93,7 +94,11 @@ beforeAll(async () => {
   try {
     const store = openStore({ bucket: LOCAL_BUCKET, endpoint: s3.endpoint });
     champion = await store.getJson<Champion>('models/current.json');
-    const rows = parseJsonl<ManifestRow>(await store.getText('runs/champ/manifests/test.jsonl'), 'test');
+    const rows = parseJsonl(
+      await store.getText('runs/champ/manifests/test.jsonl'),
+      'test',
+      ManifestRowSchema,
+    );
     samples = await sampleImages(tar, new Map(rows.map((r) => [r.member, r.class])));
   } finally {
     await s3.close();
@@ -299,7 +304,23 @@ describe('classify-upload handler on S3 events', () => {
     it('a bad limit in the environment is a configuration error that says which variable', async () => {
       process.env.DOGBREED_UPLOAD_MAX_BYTES = 'lots';
       await expect(invoke(event(record('uploads/x.jpg', 1)))).rejects.toThrow(
-        /DOGBREED_UPLOAD_MAX_BYTES must be a positive whole number, got "lots"/,
+        `DOGBREED_UPLOAD_MAX_BYTES must be a positive whole number, got "lots": fix the function's environment`,
+      );
+    });
+
+    it.each([
+      [{}, { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 }],
+      [
+        { DOGBREED_UPLOAD_MAX_BYTES: '', DOGBREED_UPLOAD_MAX_PIXELS: '1000' },
+        { maxBytes: 20 * 1024 * 1024, maxPixels: 1000 },
+      ],
+    ])('reads the limits from the environment, defaults for unset or empty ones (%j)', (env, limits) => {
+      expect(uploadLimitsFromEnv(env)).toEqual(limits);
+    });
+
+    it.each(['0', '1.5', '-3', '1e6', ' 12'])('refuses %j as a limit, naming the variable', (raw) => {
+      expect(() => uploadLimitsFromEnv({ DOGBREED_UPLOAD_MAX_PIXELS: raw })).toThrow(
+        `DOGBREED_UPLOAD_MAX_PIXELS must be a positive whole number, got ${JSON.stringify(raw)}: fix the function's environment`,
       );
     });
   });
@@ -549,7 +570,11 @@ describeShared('upload classification of real Stanford Dogs photos', () => {
 
   it('puts the true breed in the top 5 for at least 8 of 10 held-out photos', async () => {
     expect((await store.getJson<Champion>('models/current.json')).runId).toBe('real-champ');
-    const rows = parseJsonl<ManifestRow>(await store.getText('runs/real-champ/manifests/test.jsonl'), 'test');
+    const rows = parseJsonl(
+      await store.getText('runs/real-champ/manifests/test.jsonl'),
+      'test',
+      ManifestRowSchema,
+    );
     // 10 photos of 10 different breeds, spread over the split
     const picked = Array.from({ length: 10 }, (_, i) => rows[Math.floor((i * rows.length) / 10)]!);
     const records: S3EventRecord[] = [];

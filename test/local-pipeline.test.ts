@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Progress } from '../src/cli/progress.ts';
 import { runSummary } from '../src/cli/summary.ts';
 import { withWorkspaceStore } from '../src/cli/workspace.ts';
+import { IndexRowSchema, ManifestRowSchema } from '../src/dataset/rows.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { readTar } from '../src/dataset/tar-reader.ts';
 import { packTar } from '../src/dataset/tar-writer.ts';
@@ -22,14 +23,7 @@ import { validateShard } from '../src/stages/validate-shard.ts';
 import { writeReport } from '../src/stages/write-report.ts';
 import type { ObjectStore } from '../src/storage/object-store.ts';
 import { type DeviceRecord, listGpuDevices } from '../src/training/devices.ts';
-import type {
-  FailureReport,
-  IndexRow,
-  Inventory,
-  ManifestRow,
-  ShardResult,
-  ShardSample,
-} from '../src/types.ts';
+import type { FailureReport, Inventory, ManifestRow, ShardResult, ShardSample } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
 import { testAccuracy } from './helpers/evaluate.ts';
 
@@ -91,12 +85,13 @@ describe('local pipeline on the synthetic sample', () => {
       };
       const inventory = await store.getJson<Inventory>(`datasets/${out.dataset.datasetId}/inventory.json`);
       expect(inventory).toMatchObject({ images: 48, classes: 4, invalid: [] });
-      const index = parseJsonl<IndexRow>(await store.getText(inventory.indexKey), 'index');
+      const index = parseJsonl(await store.getText(inventory.indexKey), 'index', IndexRowSchema);
       const manifests: Record<string, ManifestRow[]> = {};
       for (const split of ['train', 'val', 'test']) {
-        manifests[split] = parseJsonl<ManifestRow>(
+        manifests[split] = parseJsonl(
           await store.getText(`runs/run-a/manifests/${split}.jsonl`),
           split,
+          ManifestRowSchema,
         );
         // every class in every split
         expect(new Set(manifests[split]!.map((r) => r.class)).size).toBe(4);

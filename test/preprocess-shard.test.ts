@@ -19,6 +19,7 @@ const row = {
   size: 100,
   width: 10,
   height: 10,
+  format: 'jpeg',
   label: 0,
   split: 'train',
 };
@@ -54,7 +55,7 @@ describe('PreprocessShard with a damaged shard list', () => {
       'a row of the wrong shape',
       `${JSON.stringify(row)}\n${JSON.stringify({ ...row, size: 'big' })}\n`,
       2,
-      'unexpected row shape',
+      'size must be an integer from 1 to 9007199254740991, got "big"',
     ],
   ])('%s: a DataError naming the key and line', async (_, list, line, what) => {
     await t.store.put(listKey, list);

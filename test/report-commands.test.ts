@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withWorkspaceStore } from '../src/cli/workspace.ts';
+import { ManifestRowSchema } from '../src/dataset/rows.ts';
 import { writeSampleTarball } from '../src/dataset/sample-data.ts';
 import { runLocalPipeline } from '../src/local/pipeline.ts';
 import type { MetricsReport } from '../src/metrics/types.ts';
 import type { RunSummaryRow } from '../src/queries/runs.ts';
-import type { ManifestRow } from '../src/types.ts';
 import { parseJsonl } from '../src/util/jsonl.ts';
 import { cli } from './helpers/cli.ts';
 
@@ -97,9 +97,10 @@ describe('reading runs', () => {
     const dir = join(workspace, 'test-images');
     const whole = await readFile(tar);
     await withWorkspaceStore(workspace, async (store) => {
-      for (const row of parseJsonl<ManifestRow>(
+      for (const row of parseJsonl(
         await store.getText(`runs/${runId}/manifests/test.jsonl`),
         'test',
+        ManifestRowSchema,
       )) {
         const file = join(dir, row.class, row.member.split('/').at(-1)!);
         await mkdir(dirname(file), { recursive: true });

@@ -1,5 +1,5 @@
 import type * as z from 'zod';
-import { InputError } from '../errors.ts';
+import { InputError, type PipelineError } from '../errors.ts';
 
 // The one place a schema's refusal becomes an InputError. Every message names the field as the
 // user gave it (a JSON path in an event, a flag on the CLI), says what is wrong and shows the
@@ -94,11 +94,19 @@ function unwrap(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
   return inside.flatMap((i) => unwrap({ ...i, path: [...issue.path, ...i.path] } as z.core.$ZodIssue));
 }
 
-/** `schema.parse`, refusals as one InputError listing every issue. */
-export function parseInput<S extends z.ZodType>(schema: S, value: unknown, naming: Naming): z.output<S> {
+/**
+ * `schema.parse`, refusals as one error listing every issue: an InputError (the user's input), or
+ * what `refuse` makes of the message (a DataError for an object the pipeline wrote).
+ */
+export function parseInput<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  naming: Naming,
+  refuse: (message: string) => PipelineError = (message) => new InputError(message),
+): z.output<S> {
   const result = schema.safeParse(value, { error: fallback });
   if (result.success) return result.data;
-  throw new InputError(
+  throw refuse(
     result.error.issues
       .flatMap(unwrap)
       .map((i) => sentence(i, value, naming))

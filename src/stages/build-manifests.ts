@@ -1,4 +1,4 @@
-import { isIndexRow } from '../dataset/rows.ts';
+import { IndexRowSchema } from '../dataset/rows.ts';
 import { planShards, shardRows, stratifiedSplit } from '../dataset/split.ts';
 import { DataError } from '../errors.ts';
 import type { ManifestsEvent } from '../events.ts';
@@ -24,7 +24,7 @@ export async function buildManifests(store: ObjectStore, event: ManifestsEvent):
   const rows = parseJsonl(
     await store.getText(verify.indexKey),
     verify.indexKey,
-    isIndexRow,
+    IndexRowSchema,
     'run again with --no-cache so VerifyDataset rebuilds it',
   );
   if (rows.length !== inventory.images) {

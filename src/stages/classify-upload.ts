@@ -21,7 +21,7 @@ import {
   trainedShorterSide,
 } from '../model/serving-model.ts';
 import { topK } from '../model/top-k.ts';
-import { count, list, object, text } from '../schema/fields.ts';
+import { count, integer, list, object, text } from '../schema/fields.ts';
 import { parseInput } from '../schema/parse.ts';
 import { type Champion, readChampion } from '../storage/champion.ts';
 import { keys } from '../storage/layout.ts';
@@ -65,22 +65,35 @@ export const DEFAULT_UPLOAD_LIMITS: Readonly<UploadLimits> = {
 };
 
 /** DOGBREED_UPLOAD_MAX_BYTES and DOGBREED_UPLOAD_MAX_PIXELS, else the defaults. */
+/** An environment variable's whole number, or `fallback` when it is unset or empty. */
+const envLimit = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((raw) => (raw === undefined || raw === '' ? String(fallback) : raw))
+    .pipe(
+      z
+        .string()
+        .regex(/^[1-9][0-9]*$/, { error: 'must be a positive whole number' })
+        .transform(Number)
+        .pipe(integer(1, Number.MAX_SAFE_INTEGER)),
+    );
+
+const UploadLimitsEnvSchema = object({
+  DOGBREED_UPLOAD_MAX_BYTES: envLimit(DEFAULT_UPLOAD_LIMITS.maxBytes),
+  DOGBREED_UPLOAD_MAX_PIXELS: envLimit(DEFAULT_UPLOAD_LIMITS.maxPixels),
+}).transform((env) => ({
+  maxBytes: env.DOGBREED_UPLOAD_MAX_BYTES,
+  maxPixels: env.DOGBREED_UPLOAD_MAX_PIXELS,
+}));
+
 export function uploadLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): UploadLimits {
-  const read = (name: string, fallback: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 1) {
-      throw new InputError(
-        `${name} must be a positive whole number, got "${raw}": fix the function's environment`,
-      );
-    }
-    return n;
-  };
-  return {
-    maxBytes: read('DOGBREED_UPLOAD_MAX_BYTES', DEFAULT_UPLOAD_LIMITS.maxBytes),
-    maxPixels: read('DOGBREED_UPLOAD_MAX_PIXELS', DEFAULT_UPLOAD_LIMITS.maxPixels),
-  };
+  return parseInput(
+    UploadLimitsEnvSchema,
+    env,
+    { name: 'environment', bare: true },
+    (message) => new InputError(`${message}: fix the function's environment`),
+  );
 }
 
 export interface BreedScore {

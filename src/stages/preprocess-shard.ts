@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type CoalesceOptions, coalesceRanges } from '../dataset/byte-ranges.ts';
-import { isManifestRow } from '../dataset/rows.ts';
+import { ManifestRowSchema } from '../dataset/rows.ts';
 import { packTar } from '../dataset/tar-writer.ts';
 import { DataError } from '../errors.ts';
 import type { PreprocessEvent } from '../events.ts';
@@ -81,7 +81,7 @@ async function buildShard(
   list: string,
 ): Promise<{ tar: Buffer; metadata: { sha256: string; images: string } }> {
   const { shard, tarKey, config } = event;
-  const rows = parseJsonl(list, shard.listKey, isManifestRow, 'run BuildManifests again');
+  const rows = parseJsonl(list, shard.listKey, ManifestRowSchema, 'run BuildManifests again');
   if (rows.length !== shard.count) {
     throw new DataError(
       `${shard.listKey} lists ${rows.length} images, the plan says ${shard.count}: run BuildManifests again`,

@@ -1,4 +1,6 @@
+import type * as z from 'zod';
 import { DataError } from '../errors.ts';
+import { parseInput } from '../schema/parse.ts';
 
 /** Serialises rows as JSON Lines (one object a line, trailing newline). */
 export function toJsonl(rows: readonly unknown[]): string {
@@ -6,18 +8,19 @@ export function toJsonl(rows: readonly unknown[]): string {
 }
 
 /**
- * Parses JSON Lines. A bad line is a DataError naming its source (the object key) and line
- * number, followed by `remedy`: what the user does next (usually, rerun the state that wrote it).
+ * Parses JSON Lines, each row checked against `schema`. A bad line is a DataError naming its
+ * source (the object key), the line number and what is wrong, followed by `remedy`: what the user
+ * does next (usually, rerun the state that wrote it).
  */
-export function parseJsonl<T>(
+export function parseJsonl<S extends z.ZodType>(
   text: string,
   source: string,
-  check?: (v: unknown) => v is T,
+  schema: S,
   remedy?: string,
-): T[] {
+): z.output<S>[] {
   const bad = (what: string, line: number) =>
     new DataError(`${source} line ${line}: ${what}${remedy ? `: ${remedy}` : ''}`);
-  const out: T[] = [];
+  const out: z.output<S>[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
@@ -28,8 +31,7 @@ export function parseJsonl<T>(
     } catch {
       throw bad('not valid JSON', i + 1);
     }
-    if (check && !check(value)) throw bad('unexpected row shape', i + 1);
-    out.push(value as T);
+    out.push(parseInput(schema, value, { name: 'row', bare: true }, (what) => bad(what, i + 1)));
   }
   return out;
 }
