@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
+import type * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
@@ -11,18 +12,22 @@ import type { PreprocessSpec } from './types.ts';
 
 // An ONNX model run over images in batches with onnxruntime-node: backbone features for
 // training, class probabilities for validation. The next batch is decoded while the current
-// one runs (onnxruntime runs off the main thread), so neither waits on the other.
+// one runs, so neither waits on the other. onnxruntime-node's `session.run` is synchronous on
+// the thread that calls it (its promise only defers the call to setImmediate): on the main
+// thread it would hold up sharp's completions, and so the decoding of the next batch, for as
+// long as each batch runs. The session therefore lives in a worker thread of its own.
 
 /** Images decoded at once: sharp's work runs on libuv's thread pool. */
-const DECODE_CONCURRENCY = 4;
+export const DECODE_CONCURRENCY = 4;
 
 let cuda: boolean | undefined;
+
+const ortPath = () => createRequire(import.meta.url).resolve('onnxruntime-node');
 
 /** Where onnxruntime-node's CUDA provider library goes: beside its binding (the npm install
  * downloads it on GPU machines; here it is skipped). */
 export function cudaProviderLibrary(): string {
-  const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
-  const dir = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
+  const dir = join(dirname(ortPath()), '..', 'bin', 'napi-v6', process.platform, process.arch);
   return join(dir, 'libonnxruntime_providers_cuda.so');
 }
 
@@ -32,9 +37,96 @@ function hasCudaProvider(): boolean {
   return cuda;
 }
 
+/** The CPU session settings of every OnnxBatchModel (the features bench runs a bare session with them). */
+export function sessionOptions(threads = availableParallelism()): ort.InferenceSession.SessionOptions {
+  return {
+    // Measured on 2 cores: all cores for onnxruntime beat leaving one to decoding (bench features).
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: 'all',
+    // No busy-waiting between parallel sections: a spinning onnxruntime thread takes the core
+    // from sharp's decoding (bench features: pipeline CPU per view −25% with it off). Only the
+    // way threads wait changes, not the numbers.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
+/** What the main thread asks of the session's worker; each request goes with an id, and gets one reply with it. */
+type Request =
+  | { type: 'create'; model: Uint8Array; options: ort.InferenceSession.SessionOptions }
+  | { type: 'run'; input: Float32Array; dims: number[] }
+  | { type: 'release' };
+type Reply = { id: number; output?: Float32Array; error?: string };
+
+/** The worker: plain CommonJS (no build step, no TypeScript loader in worker threads). */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ortPath);
+let session;
+parentPort.on('message', async (m) => {
+  try {
+    if (m.type === 'create') {
+      session = await ort.InferenceSession.create(m.model, m.options);
+      parentPort.postMessage({ id: m.id });
+    } else if (m.type === 'run') {
+      const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', m.input, m.dims) };
+      const out = await session.run(feeds);
+      parentPort.postMessage({ id: m.id, output: out[session.outputNames[0]].data });
+    } else {
+      await session.release();
+      parentPort.postMessage({ id: m.id });
+    }
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+/** An onnxruntime session in a worker thread; the worker holds the process open only while a call is pending. */
+class SessionWorker {
+  private readonly worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath: ortPath() } });
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+
+  constructor() {
+    this.worker.unref();
+    this.worker.on('message', (reply: Reply) => {
+      const call = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) this.worker.unref();
+      if (reply.error !== undefined) call?.reject(new Error(reply.error));
+      else call?.resolve(reply);
+    });
+    const failAll = (err: Error) => {
+      for (const call of this.pending.values()) call.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on('error', failAll);
+    this.worker.on('exit', (code) =>
+      failAll(new Error(`the onnxruntime worker thread exited (code ${code})`)),
+    );
+  }
+
+  call(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.call({ type: 'release' });
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+}
+
 export class OnnxBatchModel {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly worker: SessionWorker,
     readonly outputDim: number,
     readonly spec: PreprocessSpec,
     readonly provider: string,
@@ -45,14 +137,19 @@ export class OnnxBatchModel {
     model: Uint8Array,
     opts: { outputDim: number; spec: PreprocessSpec; threads?: number },
   ): Promise<OnnxBatchModel> {
-    const base: ort.InferenceSession.SessionOptions = {
-      // Measured on 2 cores: all cores for onnxruntime beat leaving one to decoding (bench features).
-      intraOpNumThreads: opts.threads ?? availableParallelism(),
-      graphOptimizationLevel: 'all',
-    };
     const provider = hasCudaProvider() ? 'cuda' : 'cpu';
-    const session = await ort.InferenceSession.create(model, { ...base, executionProviders: [provider] });
-    return new OnnxBatchModel(session, opts.outputDim, opts.spec, provider);
+    const worker = new SessionWorker();
+    try {
+      await worker.call({
+        type: 'create',
+        model,
+        options: { ...sessionOptions(opts.threads), executionProviders: [provider] },
+      });
+    } catch (err) {
+      await worker.close().catch(() => undefined);
+      throw err;
+    }
+    return new OnnxBatchModel(worker, opts.outputDim, opts.spec, provider);
   }
 
   /** The model's output for a batch of input tensors, row-major [n × outputDim]. */
@@ -64,20 +161,18 @@ export class OnnxBatchModel {
     });
     const { cropSize: s, layout } = this.spec;
     const dims = layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3];
-    const out = await this.session.run({
-      [this.session.inputNames[0]!]: new ort.Tensor('float32', input, dims),
-    });
-    const data = out[this.session.outputNames[0]!]!.data as Float32Array;
-    if (data.length !== tensors.length * this.outputDim) {
+    // The input moves to the worker (transferred, not copied).
+    const { output: data } = await this.worker.call({ type: 'run', input, dims }, [input.buffer]);
+    if (data?.length !== tensors.length * this.outputDim) {
       throw new DataError(
-        `the model returned ${data.length / tensors.length} values per image, expected ${this.outputDim}`,
+        `the model returned ${(data?.length ?? 0) / tensors.length} values per image, expected ${this.outputDim}`,
       );
     }
     return data;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await this.worker.close();
   }
 }
 
