@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { packTar } from '../src/dataset/tar-writer.ts';
@@ -197,7 +197,14 @@ async function measureCase(
     bareOutput = out;
     return ms;
   };
+  // Main-thread pauses for garbage collection while the pipeline runs (wall ms).
+  let gcMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcMs += e.duration;
+  });
   const pipeline = async () => {
+    gcMs = 0;
+    gc.observe({ entryTypes: ['gc'] });
     const t0 = process.cpuUsage();
     const s0 = await procCpuMs(server.pid, server.tickMs);
     const w0 = performance.now();
@@ -208,9 +215,12 @@ async function measureCase(
       cpuMs: cpuMs(t0),
       serverCpuMs: (await procCpuMs(server.pid, server.tickMs)) - s0,
     };
+    // Entries arrive asynchronously: let the last ones in.
+    await new Promise((r) => setImmediate(r));
+    gc.disconnect();
     if (got.table.rows !== rows)
       throw new Error(`the pipeline gave ${got.table.rows} rows, expected ${rows}`);
-    return { ...result, features: got.table.features };
+    return { ...result, gcMs, features: got.table.features };
   };
 
   // Warm-up (first session.run calls allocate), then rounds taking turns so that load from
@@ -219,7 +229,7 @@ async function measureCase(
   await run();
   const prep: number[] = [];
   const sess: number[] = [];
-  const pipe: { seconds: number; cpuMs: number; serverCpuMs: number }[] = [];
+  const pipe: { seconds: number; cpuMs: number; serverCpuMs: number; gcMs: number }[] = [];
   let identical = true;
   for (let i = 1; i <= runs; i++) {
     prep.push((await prepare()) / rows);
@@ -237,7 +247,12 @@ async function measureCase(
         Buffer.from(flat.buffer),
         Buffer.from(p.features.buffer, p.features.byteOffset, p.features.byteLength),
       ) === 0;
-    pipe.push({ seconds: p.seconds, cpuMs: p.cpuMs / rows, serverCpuMs: p.serverCpuMs / rows });
+    pipe.push({
+      seconds: p.seconds,
+      cpuMs: p.cpuMs / rows,
+      serverCpuMs: p.serverCpuMs / rows,
+      gcMs: p.gcMs / rows,
+    });
     progress(
       `${label}: round ${i}/${runs}: prepare ${prep.at(-1)!.toFixed(2)} + run ${sess.at(-1)!.toFixed(2)} CPU-ms/view; pipeline ${(rows / p.seconds).toFixed(1)} views/s, ${pipe.at(-1)!.cpuMs.toFixed(2)} CPU-ms/view (+ server ${pipe.at(-1)!.serverCpuMs.toFixed(2)})`,
     );
@@ -264,6 +279,7 @@ async function measureCase(
       viewsPerSec: round(imagesPerSec, 1),
       cpuMsPerView: round(best.cpuMs, 3),
       s3ServerCpuMsPerView: round(best.serverCpuMs, 3),
+      gcPauseMsPerView: round(best.gcMs, 3),
       // ratio = cpuEfficiency × coresBusy / cores: CPU spent beyond the two parts alone, or cores left idle.
       cpuEfficiency: round((prepareMs + runMs) / (best.cpuMs + best.serverCpuMs), 3),
       coresBusy: round(((best.cpuMs + best.serverCpuMs) * imagesPerSec) / 1000, 2),

@@ -7,7 +7,7 @@ import type * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
-import { tensorSize } from './image-tensor.ts';
+import { type TensorPool, tensorSize } from './image-tensor.ts';
 import type { PreprocessSpec } from './types.ts';
 
 // An ONNX model run over images in batches with onnxruntime-node: backbone features for
@@ -55,7 +55,7 @@ type Request =
   | { type: 'create'; model: Uint8Array; options: ort.InferenceSession.SessionOptions }
   | { type: 'run'; input: Float32Array; dims: number[] }
   | { type: 'release' };
-type Reply = { id: number; output?: Float32Array; error?: string };
+type Reply = { id: number; output?: Float32Array; input?: Float32Array<ArrayBuffer>; error?: string };
 
 /** The worker: plain CommonJS (no build step, no TypeScript loader in worker threads). */
 const WORKER_SOURCE = `
@@ -70,7 +70,7 @@ parentPort.on('message', async (m) => {
     } else if (m.type === 'run') {
       const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', m.input, m.dims) };
       const out = await session.run(feeds);
-      parentPort.postMessage({ id: m.id, output: out[session.outputNames[0]].data });
+      parentPort.postMessage({ id: m.id, output: out[session.outputNames[0]].data, input: m.input }, [m.input.buffer]);
     } else {
       await session.release();
       parentPort.postMessage({ id: m.id });
@@ -125,6 +125,9 @@ class SessionWorker {
 }
 
 export class OnnxBatchModel {
+  /** The last batch's input buffer, back from the worker. */
+  private spare: Float32Array<ArrayBuffer> | undefined;
+
   private constructor(
     private readonly worker: SessionWorker,
     readonly outputDim: number,
@@ -155,14 +158,18 @@ export class OnnxBatchModel {
   /** The model's output for a batch of input tensors, row-major [n × outputDim]. */
   async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
     const size = tensorSize(this.spec);
-    const input = new Float32Array(tensors.length * size);
+    const length = tensors.length * size;
+    // The batch buffer travels to the worker and back (transferred, not copied) to be reused.
+    const input = this.spare?.length === length ? this.spare : new Float32Array(length);
+    this.spare = undefined;
     tensors.forEach((t, i) => {
       input.set(t, i * size);
     });
     const { cropSize: s, layout } = this.spec;
     const dims = layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3];
-    // The input moves to the worker (transferred, not copied).
-    const { output: data } = await this.worker.call({ type: 'run', input, dims }, [input.buffer]);
+    const reply = await this.worker.call({ type: 'run', input, dims }, [input.buffer]);
+    this.spare = reply.input;
+    const data = reply.output;
     if (data?.length !== tensors.length * this.outputDim) {
       throw new DataError(
         `the model returned ${(data?.length ?? 0) / tensors.length} values per image, expected ${this.outputDim}`,
@@ -232,12 +239,20 @@ export async function runBatched<T>(
   items: AsyncIterable<T>,
   views: (item: T) => Promise<{ tensors: Float32Array[]; label: number }>,
   extractor: OnnxBatchModel,
-  opts: { batchSize: number; table: RowTable; onBatch?: (rows: number) => void },
+  opts: {
+    batchSize: number;
+    table: RowTable;
+    onBatch?: (rows: number) => void;
+    /** Where `views` takes its tensors from: each goes back once its batch is copied in. */
+    pool?: TensorPool;
+  },
 ): Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const runBatch = async (tensors: Float32Array[], labels: number[]) => {
     for (let i = 0; i < tensors.length; i += opts.batchSize) {
-      const features = await extractor.run(tensors.slice(i, i + opts.batchSize));
+      const batch = tensors.slice(i, i + opts.batchSize);
+      const features = await extractor.run(batch);
+      opts.pool?.give(batch);
       opts.table.push(features, labels.slice(i, i + opts.batchSize));
     }
     opts.onBatch?.(opts.table.rows);

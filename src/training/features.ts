@@ -1,5 +1,5 @@
 import { type OnnxBatchModel, RowTable, runBatched } from '../model/batch-model.ts';
-import { evalView, trainView } from '../model/image-tensor.ts';
+import { evalView, TensorPool, tensorSize, trainView } from '../model/image-tensor.ts';
 import type { PreprocessSpec } from '../model/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
@@ -29,11 +29,17 @@ export interface ShardFeatures {
 }
 
 /** One shard image's input tensors: its evaluation view, then `views` augmented ones. */
-export function imageViews(img: ShardImage, opts: FeatureOptions): Promise<Float32Array[]> {
-  const views = [evalView(img.jpeg, opts.spec, img.id)];
+export function imageViews(
+  img: ShardImage,
+  opts: FeatureOptions,
+  pool?: TensorPool,
+): Promise<Float32Array[]> {
+  const views = [evalView(img.jpeg, opts.spec, img.id, pool?.take())];
   if (opts.views > 0) {
     const rand = mulberry32(opts.seed ^ hashString(img.id));
-    for (let v = 0; v < opts.views; v++) views.push(trainView(img.jpeg, opts.spec, { rand }, img.id));
+    for (let v = 0; v < opts.views; v++) {
+      views.push(trainView(img.jpeg, opts.spec, { rand }, img.id, pool?.take()));
+    }
   }
   return Promise.all(views);
 }
@@ -45,6 +51,7 @@ export async function shardFeatures(
   opts: FeatureOptions,
 ): Promise<ShardFeatures> {
   const table = new RowTable(extractor.outputDim);
+  const pool = new TensorPool(tensorSize(opts.spec));
   let images = 0;
   let shorterSide: number | undefined;
   await runBatched(
@@ -52,10 +59,10 @@ export async function shardFeatures(
     async (img) => {
       images++;
       shorterSide ??= Math.min(img.sample.width, img.sample.height);
-      return { tensors: await imageViews(img, opts), label: img.sample.label };
+      return { tensors: await imageViews(img, opts, pool), label: img.sample.label };
     },
     extractor,
-    { batchSize: opts.batchSize, table },
+    { batchSize: opts.batchSize, table, pool },
   );
   return { table, images, shorterSide };
 }
