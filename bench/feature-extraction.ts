@@ -176,6 +176,7 @@ async function measureCase(
     outputDim: cut.featureDim,
     spec: backbone.spec,
     threads,
+    offThread: true,
   });
   const bare = await ort.InferenceSession.create(cutBytes, sessionOptions(threads));
   const input = bare.inputNames[0]!;

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
@@ -15,7 +15,7 @@ import type { PreprocessSpec } from './types.ts';
 // one runs, so neither waits on the other. onnxruntime-node's `session.run` is synchronous on
 // the thread that calls it (its promise only defers the call to setImmediate): on the main
 // thread it would hold up sharp's completions, and so the decoding of the next batch, for as
-// long as each batch runs. The session therefore lives in a worker thread of its own.
+// long as each batch runs. For that use the session lives in a worker thread (`offThread`).
 
 /** Images decoded at once: sharp's work runs on libuv's thread pool. */
 export const DECODE_CONCURRENCY = 4;
@@ -81,13 +81,45 @@ parentPort.on('message', async (m) => {
 });
 `;
 
+/** Where a model's session runs: on this thread, or in a worker thread of its own. */
+interface SessionHost {
+  /** The output; the input comes back to be reused (it was moved to the worker and back). */
+  run(
+    input: Float32Array<ArrayBuffer>,
+    dims: number[],
+  ): Promise<{ output: Float32Array; input?: Float32Array<ArrayBuffer> }>;
+  close(): Promise<void>;
+}
+
+class InlineSession implements SessionHost {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async create(
+    model: Uint8Array,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<InlineSession> {
+    return new InlineSession(await ort.InferenceSession.create(model, options));
+  }
+
+  async run(input: Float32Array<ArrayBuffer>, dims: number[]) {
+    const out = await this.session.run({
+      [this.session.inputNames[0]!]: new ort.Tensor('float32', input, dims),
+    });
+    return { output: out[this.session.outputNames[0]!]!.data as Float32Array, input };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
 /** An onnxruntime session in a worker thread; the worker holds the process open only while a call is pending. */
-class SessionWorker {
+class WorkerSession implements SessionHost {
   private readonly worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath: ortPath() } });
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
 
-  constructor() {
+  private constructor() {
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => {
       const call = this.pending.get(reply.id);
@@ -106,13 +138,32 @@ class SessionWorker {
     );
   }
 
-  call(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
+  static async create(
+    model: Uint8Array,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<WorkerSession> {
+    const host = new WorkerSession();
+    try {
+      await host.call({ type: 'create', model, options });
+    } catch (err) {
+      await host.worker.terminate();
+      throw err;
+    }
+    return host;
+  }
+
+  private call(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ ...request, id }, transfer);
     });
+  }
+
+  async run(input: Float32Array<ArrayBuffer>, dims: number[]) {
+    const reply = await this.call({ type: 'run', input, dims }, [input.buffer]);
+    return { output: reply.output ?? new Float32Array(0), input: reply.input };
   }
 
   async close(): Promise<void> {
@@ -125,41 +176,38 @@ class SessionWorker {
 }
 
 export class OnnxBatchModel {
-  /** The last batch's input buffer, back from the worker. */
+  /** The last batch's input buffer, free to be filled again. */
   private spare: Float32Array<ArrayBuffer> | undefined;
 
   private constructor(
-    private readonly worker: SessionWorker,
+    private readonly host: SessionHost,
     readonly outputDim: number,
     readonly spec: PreprocessSpec,
     readonly provider: string,
   ) {}
 
-  /** CUDA when onnxruntime's CUDA provider is installed (the GPU container), else CPU. */
+  /**
+   * CUDA when onnxruntime's CUDA provider is installed (the GPU container), else CPU.
+   * `offThread`: the session runs in a worker thread, for batches decoded while it runs
+   * (runBatched). Serving keeps it on this thread: a worker per held model raised the peak RSS
+   * of ClassifyUpload holding four ensembles past what its memory setting allows (package test).
+   */
   static async create(
     model: Uint8Array,
-    opts: { outputDim: number; spec: PreprocessSpec; threads?: number },
+    opts: { outputDim: number; spec: PreprocessSpec; threads?: number; offThread?: boolean },
   ): Promise<OnnxBatchModel> {
     const provider = hasCudaProvider() ? 'cuda' : 'cpu';
-    const worker = new SessionWorker();
-    try {
-      await worker.call({
-        type: 'create',
-        model,
-        options: { ...sessionOptions(opts.threads), executionProviders: [provider] },
-      });
-    } catch (err) {
-      await worker.close().catch(() => undefined);
-      throw err;
-    }
-    return new OnnxBatchModel(worker, opts.outputDim, opts.spec, provider);
+    const options = { ...sessionOptions(opts.threads), executionProviders: [provider] };
+    const host = opts.offThread
+      ? await WorkerSession.create(model, options)
+      : await InlineSession.create(model, options);
+    return new OnnxBatchModel(host, opts.outputDim, opts.spec, provider);
   }
 
   /** The model's output for a batch of input tensors, row-major [n × outputDim]. */
   async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
     const size = tensorSize(this.spec);
     const length = tensors.length * size;
-    // The batch buffer travels to the worker and back (transferred, not copied) to be reused.
     const input = this.spare?.length === length ? this.spare : new Float32Array(length);
     this.spare = undefined;
     tensors.forEach((t, i) => {
@@ -167,19 +215,18 @@ export class OnnxBatchModel {
     });
     const { cropSize: s, layout } = this.spec;
     const dims = layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3];
-    const reply = await this.worker.call({ type: 'run', input, dims }, [input.buffer]);
-    this.spare = reply.input;
-    const data = reply.output;
-    if (data?.length !== tensors.length * this.outputDim) {
+    const { output: data, input: back } = await this.host.run(input, dims);
+    this.spare = back;
+    if (data.length !== tensors.length * this.outputDim) {
       throw new DataError(
-        `the model returned ${(data?.length ?? 0) / tensors.length} values per image, expected ${this.outputDim}`,
+        `the model returned ${data.length / tensors.length} values per image, expected ${this.outputDim}`,
       );
     }
     return data;
   }
 
   async release(): Promise<void> {
-    await this.worker.close();
+    await this.host.close();
   }
 }
 
