@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { mapConcurrent } from '../util/concurrency.ts';
-import { type TensorPool, tensorSize } from './image-tensor.ts';
+import { TensorPool, tensorSize } from './image-tensor.ts';
 import type { PreprocessSpec } from './types.ts';
 
 // An ONNX model run over images in batches with onnxruntime-node: backbone features for
@@ -178,13 +178,17 @@ class WorkerSession implements SessionHost {
 export class OnnxBatchModel {
   /** The last batch's input buffer, free to be filled again. */
   private spare: Float32Array<ArrayBuffer> | undefined;
+  /** Input tensors for callers that decode into reused ones (runBatched's `pool`), for the model's lifetime. */
+  readonly inputs: TensorPool;
 
   private constructor(
     private readonly host: SessionHost,
     readonly outputDim: number,
     readonly spec: PreprocessSpec,
     readonly provider: string,
-  ) {}
+  ) {
+    this.inputs = new TensorPool(tensorSize(spec));
+  }
 
   /**
    * CUDA when onnxruntime's CUDA provider is installed (the GPU container), else CPU.

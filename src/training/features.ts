@@ -1,5 +1,5 @@
 import { type OnnxBatchModel, RowTable, runBatched } from '../model/batch-model.ts';
-import { evalView, TensorPool, tensorSize, trainView } from '../model/image-tensor.ts';
+import { evalView, type TensorPool, trainView } from '../model/image-tensor.ts';
 import type { PreprocessSpec } from '../model/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
@@ -51,7 +51,8 @@ export async function shardFeatures(
   opts: FeatureOptions,
 ): Promise<ShardFeatures> {
   const table = new RowTable(extractor.outputDim);
-  const pool = new TensorPool(tensorSize(opts.spec));
+  // Kept by the extractor across shards and splits: a pool per shard allocated its first chunks.
+  const pool = extractor.inputs;
   let images = 0;
   let shorterSide: number | undefined;
   await runBatched(
