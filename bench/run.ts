@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { setLogSink } from '../src/log.ts';
 import { benchBatchedInference } from './batched-inference.ts';
 import { benchClassify } from './classify.ts';
+import { benchFeatureExtraction } from './feature-extraction.ts';
 import { benchFetch } from './fetch.ts';
 import { benchHeadTraining } from './head-training.ts';
 import { benchPreprocess, pillowVersion } from './preprocess.ts';
@@ -22,6 +23,7 @@ const BENCHMARKS = {
   preprocess: benchPreprocess,
   fetch: benchFetch,
   inference: benchBatchedInference,
+  features: benchFeatureExtraction,
   classify: benchClassify,
   headTraining: (_dir: string, quick: boolean) => benchHeadTraining({ quick }),
   stepCache: (dir: string) => benchStepCache(dir),

@@ -1,10 +1,10 @@
 import { type OnnxBatchModel, RowTable, runBatched } from '../model/batch-model.ts';
-import { evalView, trainView } from '../model/image-tensor.ts';
+import { evalView, type TensorPool, trainView } from '../model/image-tensor.ts';
 import type { PreprocessSpec } from '../model/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
 import { featureCacheKey, readCachedFeatures, writeCachedFeatures } from './feature-cache.ts';
-import { readShard } from './shard-reader.ts';
+import { readShard, type ShardImage } from './shard-reader.ts';
 
 // Backbone features of preprocessed shards, one shard at a time: the unit a run computes,
 // reports and (per shard) can reuse. Each image gives its evaluation view, then `views`
@@ -28,6 +28,22 @@ export interface ShardFeatures {
   shorterSide?: number;
 }
 
+/** One shard image's input tensors: its evaluation view, then `views` augmented ones. */
+export function imageViews(
+  img: ShardImage,
+  opts: FeatureOptions,
+  pool?: TensorPool,
+): Promise<Float32Array[]> {
+  const views = [evalView(img.jpeg, opts.spec, img.id, pool?.take())];
+  if (opts.views > 0) {
+    const rand = mulberry32(opts.seed ^ hashString(img.id));
+    for (let v = 0; v < opts.views; v++) {
+      views.push(trainView(img.jpeg, opts.spec, { rand }, img.id, pool?.take()));
+    }
+  }
+  return Promise.all(views);
+}
+
 export async function shardFeatures(
   store: ObjectStore,
   shardKey: string,
@@ -35,6 +51,8 @@ export async function shardFeatures(
   opts: FeatureOptions,
 ): Promise<ShardFeatures> {
   const table = new RowTable(extractor.outputDim);
+  // Kept by the extractor across shards and splits: a pool per shard allocated its first chunks.
+  const pool = extractor.inputs;
   let images = 0;
   let shorterSide: number | undefined;
   await runBatched(
@@ -42,15 +60,10 @@ export async function shardFeatures(
     async (img) => {
       images++;
       shorterSide ??= Math.min(img.sample.width, img.sample.height);
-      const views = [evalView(img.jpeg, opts.spec, img.id)];
-      if (opts.views > 0) {
-        const rand = mulberry32(opts.seed ^ hashString(img.id));
-        for (let v = 0; v < opts.views; v++) views.push(trainView(img.jpeg, opts.spec, { rand }, img.id));
-      }
-      return { tensors: await Promise.all(views), label: img.sample.label };
+      return { tensors: await imageViews(img, opts, pool), label: img.sample.label };
     },
     extractor,
-    { batchSize: opts.batchSize, table },
+    { batchSize: opts.batchSize, table, pool },
   );
   return { table, images, shorterSide };
 }

@@ -245,6 +245,7 @@ async function backboneFeatures(
   const extractor = await OnnxBatchModel.create(cutAtFeature(model, cut), {
     outputDim: cut.featureDim,
     spec: backbone.spec,
+    offThread: true,
   });
   progress(
     `backbone ${backbone.source}: feature ${cut.featureTensor} (${cut.featureDim}-d), onnxruntime on ${extractor.provider}`,
