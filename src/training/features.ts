@@ -2,6 +2,7 @@ import { type OnnxBatchModel, RowTable, runBatched } from '../model/batch-model.
 import { evalView, type TensorPool, trainView } from '../model/image-tensor.ts';
 import type { PreprocessSpec } from '../model/types.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import { mapConcurrent } from '../util/concurrency.ts';
 import { hashString, mulberry32 } from '../util/prng.ts';
 import { featureCacheKey, readCachedFeatures, writeCachedFeatures } from './feature-cache.ts';
 import { readShard, type ShardImage } from './shard-reader.ts';
@@ -110,6 +111,13 @@ async function cachedShardFeatures(
   return { features, cacheKey, cached: false };
 }
 
+/**
+ * Shards computed at once. Two: while one shard's first batch decodes (nothing to run yet) or its
+ * last batch runs (nothing left to decode), the other's work keeps both halves busy; each shard's
+ * batches, and so its features, stay what they are alone.
+ */
+export const SHARDS_IN_FLIGHT = 2;
+
 /** Features of every shard of a split, concatenated in shard order. */
 export async function splitFeatures(
   store: ObjectStore,
@@ -118,12 +126,10 @@ export async function splitFeatures(
   opts: FeatureOptions & { cache?: FeatureCacheOptions },
   onShard?: (done: number, rows: number, shard: ShardFeatureRecord) => void,
 ): Promise<SplitFeatures> {
-  const table = new RowTable(extractor.outputDim);
-  let images = 0;
-  let shorterSide: number | undefined;
-  const shards: ShardFeatureRecord[] = [];
   const { cache, ...featureOpts } = opts;
-  for (const [i, shardKey] of shardKeys.entries()) {
+  let done = 0;
+  let rowsDone = 0;
+  const computed = await mapConcurrent(shardKeys, SHARDS_IN_FLIGHT, async (shardKey) => {
     const started = Date.now();
     const { features, cacheKey, cached } = await cachedShardFeatures(
       store,
@@ -132,9 +138,6 @@ export async function splitFeatures(
       featureOpts,
       cache,
     );
-    table.push(features.table.features, features.table.labels);
-    images += features.images;
-    shorterSide ??= features.shorterSide;
     const record = {
       shardKey,
       cacheKey,
@@ -142,8 +145,17 @@ export async function splitFeatures(
       rows: features.table.rows,
       seconds: (Date.now() - started) / 1000,
     };
-    shards.push(record);
-    onShard?.(i + 1, table.rows, record);
+    rowsDone += record.rows;
+    onShard?.(++done, rowsDone, record);
+    return { features, record };
+  });
+  const table = new RowTable(extractor.outputDim);
+  let images = 0;
+  let shorterSide: number | undefined;
+  for (const { features } of computed) {
+    table.push(features.table.features, features.table.labels);
+    images += features.images;
+    shorterSide ??= features.shorterSide;
   }
-  return { table, images, shorterSide, shards };
+  return { table, images, shorterSide, shards: computed.map((c) => c.record) };
 }
