@@ -540,9 +540,10 @@ describe('serverless package (offline, no AWS account)', () => {
     expect(permission.FunctionName).toEqual(getAtt('ReportFailureLambdaFunction', 'Arn'));
     expect(JSON.stringify(permission.SourceArn)).toContain(`"rule","${p.Name}"`);
     expect(id).toMatch(/EventBridgeRule/);
-    // Its other grants: failure.json (above) and the history of this state machine's executions.
+    // Its other grants: failure.json (above), its failure queue (below) and the history of this
+    // state machine's executions.
     const others = policyStatements(res.ReportFailureRole!).filter(
-      (s) => !arr(s.Action).some((a) => a.startsWith('s3:') || a.startsWith('logs:')),
+      (s) => !arr(s.Action).some((a) => a.startsWith('s3:') || a.startsWith('logs:') || a.startsWith('sqs:')),
     );
     expect(others).toEqual([
       {
@@ -760,8 +761,11 @@ describe('serverless package (offline, no AWS account)', () => {
 
   it('keeps upload events ClassifyUpload failed on in a queue, and caps its concurrency', () => {
     const config = ofType('AWS::Lambda::EventInvokeConfig');
-    expect(config.map(([id]) => id)).toEqual(['ClassifyUploadLambdaEvConf']);
-    expect(config[0]![1].Properties).toMatchObject({
+    expect(config.map(([id]) => id).sort()).toEqual([
+      'ClassifyUploadLambdaEvConf',
+      'ReportFailureLambdaEvConf',
+    ]);
+    expect(config.find(([id]) => id === 'ClassifyUploadLambdaEvConf')![1].Properties).toMatchObject({
       FunctionName: ref('ClassifyUploadLambdaFunction'),
       MaximumRetryAttempts: 2,
       DestinationConfig: { OnFailure: { Destination: getAtt('UploadFailureQueue', 'Arn') } },
@@ -775,6 +779,25 @@ describe('serverless package (offline, no AWS account)', () => {
       { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt('UploadFailureQueue', 'Arn') },
     ]);
     expect(template.Outputs.UploadFailureQueueUrl?.Value).toEqual(ref('UploadFailureQueue'));
+  });
+
+  it('keeps execution status events ReportFailure failed on in a queue of their own', () => {
+    const config = ofType('AWS::Lambda::EventInvokeConfig').find(
+      ([id]) => id === 'ReportFailureLambdaEvConf',
+    );
+    expect(config?.[1].Properties).toMatchObject({
+      FunctionName: ref('ReportFailureLambdaFunction'),
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: getAtt('ReportFailureQueue', 'Arn') } },
+    });
+    expect(res.ReportFailureQueue!.Type).toBe('AWS::SQS::Queue');
+    const send = policyStatements(res.ReportFailureRole!).filter((s) =>
+      arr(s.Action).includes('sqs:SendMessage'),
+    );
+    expect(send).toEqual([
+      { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt('ReportFailureQueue', 'Arn') },
+    ]);
+    expect(template.Outputs.ReportFailureQueueUrl?.Value).toEqual(ref('ReportFailureQueue'));
   });
 
   it('alarms on failed executions, function errors and throttles, and failed uploads', () => {
