@@ -41,6 +41,21 @@ export interface TarEntry {
 export interface ReadTarOptions {
   /** Files up to this size come with their bytes in `data`; larger ones are skipped. */
   maxEntryBytes?: number;
+  /**
+   * What a damaged archive is called and what to do about it, when it is not a dataset tarball
+   * (whose messages say to download it again): a shard names its key and the state that writes it.
+   */
+  archive?: { name: string; remedy: string };
+}
+
+/** A damaged archive: what is wrong, and (in the message) what to do about a dataset tarball. */
+class TarDamage extends DataError {
+  constructor(
+    readonly detail: string,
+    remedy: string,
+  ) {
+    super(`${detail}; ${remedy}`);
+  }
 }
 
 export const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024 * 1024;
@@ -111,6 +126,10 @@ export async function* readTar(
       }
       yield entry;
     }
+  } catch (err) {
+    if (err instanceof TarDamage && opts.archive)
+      throw new DataError(`${opts.archive.name}: ${err.detail}; ${opts.archive.remedy}`);
+    throw err;
   } finally {
     await input.close();
   }
@@ -285,13 +304,14 @@ function parsePax(payload: Buffer, offset: number): PendingMeta {
 
 function corrupt(offset: number, detail: string, previous: string | undefined): DataError {
   const where = previous === undefined ? 'in the first header' : `after member "${previous}"`;
-  return new DataError(
-    `the tarball is corrupt at byte offset ${offset} (${where}): ${detail}; download it again or recreate it`,
+  return new TarDamage(
+    `the tarball is corrupt at byte offset ${offset} (${where}): ${detail}`,
+    'download it again or recreate it',
   );
 }
 
 function truncated(detail: string): DataError {
-  return new DataError(`the tarball is truncated: ${detail}; download it again`);
+  return new TarDamage(`the tarball is truncated: ${detail}`, 'download it again');
 }
 
 function missingHeader(input: ChunkQueue, offset: number, previous: string | undefined): DataError {
@@ -328,8 +348,9 @@ async function drainTrailer(input: ChunkQueue, markerOffset: number): Promise<vo
     if (!chunk) return;
     for (let i = 0; i < chunk.length; i++) {
       if (chunk[i] !== 0)
-        throw new DataError(
-          `the tarball has data at byte offset ${start + i}, after its end-of-archive marker at byte offset ${markerOffset} (two archives concatenated?); repack all images into one tarball`,
+        throw new TarDamage(
+          `the tarball has data at byte offset ${start + i}, after its end-of-archive marker at byte offset ${markerOffset} (two archives concatenated?)`,
+          'repack all images into one tarball',
         );
     }
   }

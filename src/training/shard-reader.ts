@@ -11,9 +11,13 @@ export interface ShardImage {
   sample: ShardSample;
 }
 
+/** A shard is written by Preprocess, or copied from the step cache: --no-cache writes it afresh. */
+const SHARD_REMEDY = 'the shard is damaged: run again with --no-cache so Preprocess writes it again';
+
 export async function* readShard(store: ObjectStore, key: string): AsyncGenerator<ShardImage> {
   let pending: { id: string; jpeg: Buffer } | undefined;
-  for await (const entry of readTar(await store.getStream(key))) {
+  const archive = { name: key, remedy: SHARD_REMEDY };
+  for await (const entry of readTar(await store.getStream(key), { archive })) {
     if (entry.type !== 'file' || !entry.data) throw new DataError(`${key}: unexpected member ${entry.name}`);
     const dot = entry.name.indexOf('.');
     const id = entry.name.slice(0, dot);
