@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { OnnxBatchModel, RowTable, runBatched } from '../src/model/batch-model.ts';
+import { OnnxBatchModel, packBatch, RowTable, runBatched, sessionOptions } from '../src/model/batch-model.ts';
 import { evalView } from '../src/model/image-tensor.ts';
 import { findFeatureCut, loadModel, mergeHead } from '../src/model/onnx-graph.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
@@ -57,21 +57,14 @@ async function measure(setup: Setup, jpegs: Buffer[], runs: number, label: strin
   const { spec } = setup;
   const threads = availableParallelism();
   const tensors = await Promise.all(jpegs.map((j, i) => evalView(j, spec, `img-${i}`)));
-  const size = 3 * spec.cropSize * spec.cropSize;
   const batches: ort.Tensor[] = [];
   for (let i = 0; i < tensors.length; i += BATCH) {
-    const group = tensors.slice(i, i + BATCH);
-    const data = new Float32Array(group.length * size);
-    group.forEach((t, k) => {
-      data.set(t, k * size);
-    });
-    batches.push(new ort.Tensor('float32', data, [group.length, 3, spec.cropSize, spec.cropSize]));
+    const { data, dims } = packBatch(tensors.slice(i, i + BATCH), spec);
+    batches.push(new ort.Tensor('float32', data, dims));
   }
   const runner = await OnnxBatchModel.create(setup.model, { outputDim: setup.outputDim, spec, threads });
-  const bare = await ort.InferenceSession.create(setup.model, {
-    intraOpNumThreads: threads,
-    graphOptimizationLevel: 'all',
-  });
+  // The pipeline's own session settings: the two differ only in what surrounds session.run.
+  const bare = await ort.InferenceSession.create(setup.model, sessionOptions(threads));
   async function* items() {
     yield* jpegs.map((jpeg, i) => ({ jpeg, i }));
   }

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import { packTar } from '../src/dataset/tar-writer.ts';
 import { preprocessImage } from '../src/imaging/preprocess-image.ts';
-import { DECODE_CONCURRENCY, OnnxBatchModel, sessionOptions } from '../src/model/batch-model.ts';
+import { DECODE_CONCURRENCY, OnnxBatchModel, packBatch, sessionOptions } from '../src/model/batch-model.ts';
 import { TensorPool, tensorSize } from '../src/model/image-tensor.ts';
 import { cutAtFeature, findFeatureCutAsync, loadModel } from '../src/model/onnx-graph.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
@@ -136,17 +136,12 @@ async function backbones(quick: boolean): Promise<Backbone[]> {
 
 /** The batches runBatched makes: `batch` images at a time, their views in order, `batch` views a run. */
 function batchesOf(perImage: Float32Array[][], spec: PreprocessSpec): ort.Tensor[] {
-  const size = tensorSize(spec);
   const out: ort.Tensor[] = [];
   for (let i = 0; i < perImage.length; i += BATCH) {
     const views = perImage.slice(i, i + BATCH).flat();
     for (let j = 0; j < views.length; j += BATCH) {
-      const group = views.slice(j, j + BATCH);
-      const data = new Float32Array(group.length * size);
-      group.forEach((t, k) => {
-        data.set(t, k * size);
-      });
-      out.push(new ort.Tensor('float32', data, [group.length, 3, spec.cropSize, spec.cropSize]));
+      const { data, dims } = packBatch(views.slice(j, j + BATCH), spec);
+      out.push(new ort.Tensor('float32', data, dims));
     }
   }
   return out;

@@ -4,7 +4,7 @@ import { logger } from '../../src/log.ts';
 import { appendLogKeys, type Figure, lambdaTelemetry, record } from './telemetry.ts';
 
 // Every Task handler has the same shape: parse the event, call the core, return keys.
-// Errors keep their class name, which Step Functions reads as the error type for Retry/Catch.
+// Errors keep their class name, which Step Functions reads as the error type for Retry.
 // Object results get `seconds`, the handler's own time, which WriteReport reports per state.
 // On Lambda, log lines carry the run id, and `measure` turns the core's result into metrics.
 

@@ -175,6 +175,26 @@ class WorkerSession implements SessionHost {
   }
 }
 
+/**
+ * Input tensors as one batch: their values one after another in `into` (reused when it has the
+ * right length) and the shape the spec's layout gives. OnnxBatchModel.run feeds the model this
+ * way; the benches build their bare-session batches with it too.
+ */
+export function packBatch(
+  tensors: readonly Float32Array[],
+  spec: PreprocessSpec,
+  into?: Float32Array<ArrayBuffer>,
+): { data: Float32Array<ArrayBuffer>; dims: number[] } {
+  const size = tensorSize(spec);
+  const length = tensors.length * size;
+  const data = into?.length === length ? into : new Float32Array(length);
+  tensors.forEach((t, i) => {
+    data.set(t, i * size);
+  });
+  const { cropSize: s, layout } = spec;
+  return { data, dims: layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3] };
+}
+
 export class OnnxBatchModel {
   /** The last batch's input buffer, free to be filled again. */
   private spare: Float32Array<ArrayBuffer> | undefined;
@@ -210,15 +230,8 @@ export class OnnxBatchModel {
 
   /** The model's output for a batch of input tensors, row-major [n × outputDim]. */
   async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
-    const size = tensorSize(this.spec);
-    const length = tensors.length * size;
-    const input = this.spare?.length === length ? this.spare : new Float32Array(length);
+    const { data: input, dims } = packBatch(tensors, this.spec, this.spare);
     this.spare = undefined;
-    tensors.forEach((t, i) => {
-      input.set(t, i * size);
-    });
-    const { cropSize: s, layout } = this.spec;
-    const dims = layout === 'NCHW' ? [tensors.length, 3, s, s] : [tensors.length, s, s, 3];
     const { output: data, input: back } = await this.host.run(input, dims);
     this.spare = back;
     if (data.length !== tensors.length * this.outputDim) {
