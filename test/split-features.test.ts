@@ -23,7 +23,7 @@ let extractor: OnnxBatchModel;
 let opts: FeatureOptions;
 
 /** A shard as Preprocess writes it: `<id>.jpg` then `<id>.json`, `n` images of distinct colours. */
-async function putShard(key: string, n: number, label: number): Promise<void> {
+async function putShard(key: string, n: number, label: number, sha256?: string): Promise<void> {
   const files = [];
   for (let i = 0; i < n; i++) {
     const id = `${key.replace(/\W/g, '_')}_${i}`;
@@ -52,7 +52,8 @@ async function putShard(key: string, n: number, label: number): Promise<void> {
       { name: `${id}.json`, data: Buffer.from(JSON.stringify(sample)) },
     );
   }
-  await t.store.put(key, packTar(files));
+  // Preprocess records each shard's sha256, which names its cached features.
+  await t.store.put(key, packTar(files), sha256 ? { metadata: { sha256 } } : undefined);
 }
 
 beforeAll(async () => {
@@ -106,6 +107,29 @@ describe('splitFeatures', () => {
     expect(progress.map((p) => p.done)).toEqual([1, 2, 3]);
     expect(progress[0]!.shardKey).toBe('shards/b.tar');
     expect(progress.at(-1)!.rows).toBe(106);
+  });
+
+  it('opens no onnxruntime session when every shard is in the cache', async () => {
+    await putShard('shards/cached.tar', 5, 3, 'sha-of-cached');
+    await putShard('shards/uncached.tar', 5, 3, 'sha-of-uncached');
+    const cache = { backboneSha256: 'tiny', featureTensor: 'pooled', reuse: true };
+    const filled = await splitFeatures(t.store, ['shards/cached.tar'], extractor, { ...opts, cache });
+    // Not a model at all: opening a session on it fails.
+    const unopenable = await OnnxBatchModel.create(new Uint8Array([1, 2, 3]), {
+      outputDim: extractor.outputDim,
+      spec: extractor.spec,
+      offThread: true,
+      lazy: true,
+    });
+    const reused = await splitFeatures(t.store, ['shards/cached.tar'], unopenable, { ...opts, cache });
+    expect(reused.shards.map((s) => s.cached)).toEqual([true]);
+    expect(Buffer.from(reused.table.features.slice().buffer)).toEqual(
+      Buffer.from(filled.table.features.slice().buffer),
+    );
+    await expect(
+      splitFeatures(t.store, ['shards/uncached.tar'], unopenable, { ...opts, cache }),
+    ).rejects.toThrow(/protobuf parsing failed|failed to load model/i);
+    await unopenable.release();
   });
 
   it('a damaged shard fails the split with an error naming it', async () => {

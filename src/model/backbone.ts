@@ -394,10 +394,13 @@ function dequantiseLinear(ix: GraphIndex, node: Onnx.INodeProto): Linear | undef
     if (!scale || !zeroPoint) return undefined;
     const s = broadcast(scale, d1, node);
     const z = broadcast(zeroPoint, d1, node);
-    const weights = Float32Array.from(raw, (q, i) => (q - z[i % d1]!) * s[i % d1]!);
+    // A plain loop: Float32Array.from with a map function took 0.4 s for MobileNetV2's 1.28M weights.
+    const weights = new Float32Array(raw.length);
+    for (let r = 0, i = 0; r < d0; r++)
+      for (let o = 0; o < d1; o++, i++) weights[i] = (raw[i]! - z[o]!) * s[o]!;
     return { weights, bias: undefined, rows: d0, outputs: d1 };
   }
-  return { weights: Float32Array.from(raw), bias: undefined, rows: d0, outputs: d1 };
+  return { weights: new Float32Array(raw), bias: undefined, rows: d0, outputs: d1 };
 }
 
 /** The constant operand of Add, or QLinearAdd's dequantised (q − zero point) · scale. */

@@ -202,7 +202,8 @@ export class OnnxBatchModel {
   readonly inputs: TensorPool;
 
   private constructor(
-    private readonly host: SessionHost,
+    private host: Promise<SessionHost> | undefined,
+    private readonly openHost: () => Promise<SessionHost>,
     readonly outputDim: number,
     readonly spec: PreprocessSpec,
     readonly provider: string,
@@ -215,24 +216,27 @@ export class OnnxBatchModel {
    * `offThread`: the session runs in a worker thread, for batches decoded while it runs
    * (runBatched). Serving keeps it on this thread: a worker per held model raised the peak RSS
    * of ClassifyUpload holding four ensembles past what its memory setting allows (package test).
+   * `lazy`: the session is created by the first `run`, so a job whose every batch is cached
+   * never pays for it (TrainModel on a rerun); a model that cannot load fails there.
    */
   static async create(
     model: Uint8Array,
-    opts: { outputDim: number; spec: PreprocessSpec; threads?: number; offThread?: boolean },
+    opts: { outputDim: number; spec: PreprocessSpec; threads?: number; offThread?: boolean; lazy?: boolean },
   ): Promise<OnnxBatchModel> {
     const provider = hasCudaProvider() ? 'cuda' : 'cpu';
     const options = { ...sessionOptions(opts.threads), executionProviders: [provider] };
-    const host = opts.offThread
-      ? await WorkerSession.create(model, options)
-      : await InlineSession.create(model, options);
-    return new OnnxBatchModel(host, opts.outputDim, opts.spec, provider);
+    const open = () =>
+      opts.offThread ? WorkerSession.create(model, options) : InlineSession.create(model, options);
+    const host = opts.lazy ? undefined : await open();
+    return new OnnxBatchModel(host && Promise.resolve(host), open, opts.outputDim, opts.spec, provider);
   }
 
   /** The model's output for a batch of input tensors, row-major [n × outputDim]. */
   async run(tensors: readonly Float32Array[]): Promise<Float32Array> {
     const { data: input, dims } = packBatch(tensors, this.spec, this.spare);
     this.spare = undefined;
-    const { output: data, input: back } = await this.host.run(input, dims);
+    this.host ??= this.openHost();
+    const { output: data, input: back } = await (await this.host).run(input, dims);
     this.spare = back;
     if (data.length !== tensors.length * this.outputDim) {
       throw new DataError(
@@ -242,8 +246,12 @@ export class OnnxBatchModel {
     return data;
   }
 
+  /** Closes the session, if one was opened. */
   async release(): Promise<void> {
-    await this.host.close();
+    await this.host?.then(
+      (host) => host.close(),
+      () => undefined,
+    );
   }
 }
 
@@ -253,9 +261,31 @@ export class RowTable {
   private labelData: Int32Array;
   rows = 0;
 
-  constructor(readonly dim: number) {
-    this.data = new Float32Array(dim * 1024);
-    this.labelData = new Int32Array(1024);
+  constructor(
+    readonly dim: number,
+    capacity = 1024,
+  ) {
+    this.data = new Float32Array(dim * capacity);
+    this.labelData = new Int32Array(capacity);
+  }
+
+  /** A full table over arrays that already hold its rows, without copying them. */
+  static over(dim: number, features: Float32Array, labels: Int32Array): RowTable {
+    const table = new RowTable(dim, 0);
+    table.data = features;
+    table.labelData = labels;
+    table.rows = labels.length;
+    return table;
+  }
+
+  /** Tables one after another, copied once into a table of exactly their size. */
+  static concat(dim: number, tables: readonly RowTable[]): RowTable {
+    const table = new RowTable(
+      dim,
+      tables.reduce((n, t) => n + t.rows, 0),
+    );
+    for (const t of tables) table.push(t.features, t.labels);
+    return table;
   }
 
   push(features: Float32Array, labels: ArrayLike<number>): void {

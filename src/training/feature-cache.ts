@@ -91,7 +91,7 @@ export async function readCachedFeatures(
   const { body: stream, metadata } = found;
   const hash = createHash('sha256');
   const header = Buffer.alloc(HEADER_BYTES);
-  let body: Buffer | undefined;
+  let body: Uint8Array<ArrayBuffer> | undefined;
   let filled = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     hash.update(chunk);
@@ -104,22 +104,25 @@ export async function readCachedFeatures(
         stream.destroy();
         return unusable(key, `not a ${dim}-d feature object`);
       }
-      body = Buffer.alloc(header.readUInt32LE(8) * (dim + 1) * 4);
+      // Its own buffer from offset 0, so the rows and labels are typed-array views of it, not copies.
+      body = new Uint8Array(header.readUInt32LE(8) * (dim + 1) * 4);
     }
     if (!body || filled - HEADER_BYTES + chunk.length - at > body.length) {
       stream.destroy();
       return unusable(key, 'longer than its header says');
     }
-    filled += chunk.copy(body, filled - HEADER_BYTES, at);
+    body.set(at === 0 ? chunk : chunk.subarray(at), filled - HEADER_BYTES);
+    filled += chunk.length - at;
   }
   const digest = hash.digest('hex');
   if (!body || filled - HEADER_BYTES !== body.length) return unusable(key, 'shorter than its header says');
   if (metadata.sha256 !== digest) return unusable(key, 'its checksum does not match');
   const rows = header.readUInt32LE(8);
-  const table = new RowTable(dim);
-  // Copies into aligned typed arrays (the body's offset in its pool need not be 4-aligned).
-  const aligned = new Uint8Array(body).buffer;
-  table.push(new Float32Array(aligned, 0, rows * dim), new Int32Array(aligned, rows * dim * 4, rows));
+  const table = RowTable.over(
+    dim,
+    new Float32Array(body.buffer, 0, rows * dim),
+    new Int32Array(body.buffer, rows * dim * 4, rows),
+  );
   const shorterSide = header.readUInt32LE(20);
   return { table, images: header.readUInt32LE(16), shorterSide: shorterSide || undefined };
 }

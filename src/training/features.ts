@@ -149,13 +149,19 @@ export async function splitFeatures(
     onShard?.(++done, rowsDone, record);
     return { features, record };
   });
-  const table = new RowTable(extractor.outputDim);
   let images = 0;
   let shorterSide: number | undefined;
   for (const { features } of computed) {
-    table.push(features.table.features, features.table.labels);
     images += features.images;
     shorterSide ??= features.shorterSide;
   }
-  return { table, images, shorterSide, shards: computed.map((c) => c.record) };
+  return {
+    table: RowTable.concat(
+      extractor.outputDim,
+      computed.map((c) => c.features.table),
+    ),
+    images,
+    shorterSide,
+    shards: computed.map((c) => c.record),
+  };
 }

@@ -208,8 +208,10 @@ export async function chooseHead(
         { ...recipe, ...setting, init, onEpoch: onEpoch && ((e) => onEpoch(label, e)) },
         tf,
       );
-      const epoch = result.epochs.find((e) => e.epoch === result.bestEpoch);
-      const [valAccuracy, valLoss] = [epoch?.valAccuracy ?? 0, epoch?.valLoss ?? Number.POSITIVE_INFINITY];
+      const { valAccuracy, valLoss } = bestEpochScores(result) ?? {
+        valAccuracy: 0,
+        valLoss: Number.POSITIVE_INFINITY,
+      };
       trained.push({ label, ...setting, valAccuracy, valLoss });
       if (
         !best ||
@@ -225,16 +227,6 @@ export async function chooseHead(
   for (const [i, b] of backbones.entries()) {
     alone.push(await train(single ? 'head' : `backbone ${i + 1} head`, b, b.featureDim, inits[i]));
   }
-  const summaries: BackboneSummary[] = backbones.map((b, i) => ({
-    source: b.source,
-    featureDim: b.featureDim,
-    init: b.start.kind,
-    ...(b.start.kind === 'random' ? { initReason: b.start.reason } : {}),
-    ...(inits[i] ? { zeroShotValAccuracy: evaluateLinear(b.val, b.featureDim, inits[i]!).valAccuracy } : {}),
-    valAccuracy: alone[i]!.epochs.find((e) => e.epoch === alone[i]!.bestEpoch)?.valAccuracy ?? 0,
-    bestEpoch: alone[i]!.bestEpoch,
-  }));
-
   const dim = backbones.reduce((n, b) => n + b.featureDim, 0);
   const val: LabelledFeatures = {
     features: concatRows(backbones.map((b) => b.val)),
@@ -265,7 +257,11 @@ export async function chooseHead(
   if (inits.every(Boolean))
     options.push({ name: 'zero-shot', rows: linearHead(scaled(inits as LinearRows[]), dim, classes) });
 
-  const candidates = options.map((o) => ({ name: o.name, ...evaluateHead(val, dim, o.rows) }));
+  // A trained head's scores are its best epoch's, measured on these same val rows while training.
+  const candidates = options.map((o) => ({
+    name: o.name,
+    ...((o.run && bestEpochScores(o.run)) ?? evaluateHead(val, dim, o.rows)),
+  }));
   // Strictly better only: a trained head wins ties with the zero-shot one, listed after it.
   let best = 0;
   candidates.forEach((c, i) => {
@@ -273,6 +269,23 @@ export async function chooseHead(
   });
   const chosen = options[best]!;
   const zeroShot = candidates.find((c) => c.name === 'zero-shot');
+  const summaries: BackboneSummary[] = backbones.map((b, i) => ({
+    source: b.source,
+    featureDim: b.featureDim,
+    init: b.start.kind,
+    ...(b.start.kind === 'random' ? { initReason: b.start.reason } : {}),
+    ...(inits[i]
+      ? {
+          // One backbone's zero-shot head is the zero-shot candidate: not evaluated twice.
+          zeroShotValAccuracy:
+            single && zeroShot
+              ? zeroShot.valAccuracy
+              : evaluateLinear(b.val, b.featureDim, inits[i]!).valAccuracy,
+        }
+      : {}),
+    valAccuracy: bestEpochScores(alone[i]!)?.valAccuracy ?? 0,
+    bestEpoch: alone[i]!.bestEpoch,
+  }));
   return {
     head: foldStandardizer(chosen.rows, concatScalers(scalers)),
     chosen: chosen.name,
@@ -285,6 +298,12 @@ export async function chooseHead(
     ...(zeroShot ? { zeroShotValAccuracy: zeroShot.valAccuracy } : {}),
     trained,
   };
+}
+
+/** A trained head's val scores at its best epoch; none when it trained no epoch. */
+function bestEpochScores(run: HeadTrainingResult): Omit<Candidate, 'name'> | undefined {
+  const epoch = run.epochs.find((e) => e.epoch === run.bestEpoch);
+  return epoch && { valAccuracy: epoch.valAccuracy, valLoss: epoch.valLoss };
 }
 
 function checkAligned(backbones: BackboneTables[]): void {

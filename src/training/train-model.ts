@@ -84,6 +84,9 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       `training.featureTensor names one tensor, but ${cfg.backbone.length} backbones are given: leave it out (their pooled features are found automatically) or train on one backbone`,
     );
   }
+  // TensorFlow.js loads (and compiles its WebAssembly) while the features are read or computed.
+  const tfLoading = loadTf();
+  tfLoading.catch(() => undefined);
   const featuresStarted = Date.now();
   const computed: BackboneFeatures[] = [];
   for (const uri of cfg.backbone)
@@ -128,7 +131,7 @@ export async function trainModel(store: ObjectStore, input: TrainJobInput): Prom
       start,
     };
   });
-  const loadedTf = await loadTf();
+  const loadedTf = await tfLoading;
   const { tf, backend } = loadedTf;
   const trainingStarted = Date.now();
   const choice = await chooseHead(tables, labels.length, cfg, tf, (label, e) =>
@@ -246,6 +249,7 @@ async function backboneFeatures(
     outputDim: cut.featureDim,
     spec: backbone.spec,
     offThread: true,
+    lazy: true,
   });
   progress(
     `backbone ${backbone.source}: feature ${cut.featureTensor} (${cut.featureDim}-d), onnxruntime on ${extractor.provider}`,
