@@ -1,15 +1,15 @@
 import { readdirSync } from 'node:fs';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
+import { buildBundle, bundleOptions, TRAIN_BUNDLE } from '../bin/fresh-bundle.mjs';
 
 // Bundles every Lambda entry point in functions/ into one ESM file each (what serverless-esbuild
 // does at deploy time), and the training job's entry point for its container, so the artefacts
-// that run on AWS are built and tested in CI too.
+// that run on AWS are built and tested in CI too. Both take the options of bin/fresh-bundle.mjs,
+// which also builds the CLI's and the local training job's bundles on demand.
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-
-/** Native modules ship in Lambda layers (layers/) and the container image, not in bundles. */
-export const EXTERNAL = ['sharp', 'onnxruntime-node', '@tensorflow/*'];
 
 export function functionEntries(): string[] {
   return readdirSync(`${root}/functions`)
@@ -17,35 +17,15 @@ export function functionEntries(): string[] {
     .map((f) => `${root}/functions/${f}`);
 }
 
-async function bundle(entryPoints: string[], outdir: string, target: string): Promise<Metafile> {
-  const result = await build({
-    entryPoints,
-    outdir,
-    bundle: true,
-    platform: 'node',
-    target,
-    format: 'esm',
-    outExtension: { '.js': '.mjs' },
-    sourcemap: true,
-    metafile: true,
-    external: EXTERNAL,
-    // Some bundled CommonJS dependencies call require(); give ESM output one.
-    banner: {
-      js: "import { createRequire as __bannerRequire } from 'node:module'; const require = __bannerRequire(import.meta.url);",
-    },
-    logLevel: 'warning',
-  });
-  return result.metafile;
-}
-
 /** Lambda's runtime (nodejs24.x in serverless.yml, whose esbuild target is the same). */
-export function bundleFunctions(outdir = `${root}/.build/functions`): Promise<Metafile> {
-  return bundle(functionEntries(), outdir, 'node24');
+export async function bundleFunctions(outdir = `${root}/.build/functions`): Promise<Metafile> {
+  const options = bundleOptions({ root, entryPoints: functionEntries(), outdir, target: 'node24' });
+  return (await build({ ...options, metafile: true, logLevel: 'warning' })).metafile;
 }
 
+/** The container's bundle (.build/batch-job/train.mjs, which the local TrainModel runs too). */
 export function bundleTrainJob(outdir = `${root}/.build/batch-job`): Promise<Metafile> {
-  // The container's Node (batch-job/Dockerfile) is not Lambda's: Node 20 syntax runs on either.
-  return bundle([`${root}/batch-job/train.ts`], outdir, 'node20');
+  return buildBundle({ ...TRAIN_BUNDLE, outfile: relative(root, `${outdir}/train.mjs`) });
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_BUNDLE, staleness } from '../bin/fresh-bundle.mjs';
 import type { RunSummary } from '../src/cli/summary.ts';
 import { cli } from './helpers/cli.ts';
 
@@ -137,8 +138,9 @@ describe('dogbreed CLI', () => {
     expect(Date.now() - killedAt).toBeLessThan(5_000);
   });
 
-  it('the installed bin runs from source through tsx', async () => {
+  it('the installed bin runs a bundle of the sources, fresh after the run', async () => {
     const { stdout } = await run(process.execPath, ['bin/dogbreed.mjs', 'help']);
     expect(stdout).toContain('dogbreed run [--source <url|dir|tar>]');
+    expect(staleness(CLI_BUNDLE)).toBeUndefined();
   });
 });

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 // The one ASL file, as AWS and the local engine both run it. Its `${Name}` placeholders are
 // the only thing that differs between them (CloudFormation DefinitionSubstitutions on AWS).
 
+// Two folders below the root, here and in the CLI's bundle (.build/cli/main.mjs), so the
+// relative URL holds in either.
 export const DEFINITION_PATH = fileURLToPath(
   new URL('../../statemachine/pipeline.asl.json', import.meta.url),
 );

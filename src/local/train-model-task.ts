@@ -1,6 +1,6 @@
-import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
+import { ensureBundle, TRAIN_BUNDLE } from '../../bin/fresh-bundle.mjs';
 import { InputError } from '../errors.ts';
 import { logger } from '../log.ts';
 import { list, object, text } from '../schema/fields.ts';
@@ -11,8 +11,12 @@ import { runBatchJob } from './batch-runner.ts';
 // The TrainModel state (batch:submitJob.sync) on the embedded default: the same
 // submitJob parameters, run as a local child process instead of a GPU Batch job.
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-export const TRAIN_COMMAND = [process.execPath, `${root}bin/tsnode.mjs`, `${root}batch-job/train.ts`];
+/** The container's command (batch-job/Dockerfile ENTRYPOINT) on the container's bundle, built
+ * first when it is missing or older than its sources. */
+export async function trainCommand(): Promise<string[]> {
+  const bundle = await ensureBundle(TRAIN_BUNDLE, (line) => logger.info(line));
+  return [process.execPath, '--enable-source-maps', bundle];
+}
 
 /** AWS Batch refuses container overrides over 8 KiB. */
 export const MAX_OVERRIDES_BYTES = 8192;
@@ -45,7 +49,7 @@ export async function trainModelTask(params: unknown, context: Context): Promise
   const { jobName, env } = parseSubmitJob(params);
   return runBatchJob({
     jobName,
-    command: TRAIN_COMMAND,
+    command: await trainCommand(),
     // The container reaches the same bucket the handlers use.
     env: {
       ...env,
