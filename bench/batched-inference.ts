@@ -2,23 +2,25 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { OnnxBatchModel, packBatch, RowTable, runBatched, sessionOptions } from '../src/model/batch-model.ts';
+import { OnnxBatchModel, packBatch, RowTable, sessionOptions } from '../src/model/batch-model.ts';
 import { evalView } from '../src/model/image-tensor.ts';
 import { findFeatureCut, loadModel, mergeHead } from '../src/model/onnx-graph.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { IMAGENET_PREPROCESS, type PreprocessSpec } from '../src/model/types.ts';
+import { evalViewOutputs, VALIDATE_BATCH, VALIDATE_LOAD } from '../src/stages/validate-shard.ts';
 import { TINY_INPUT } from '../src/training/backbone-source.ts';
 import { mulberry32 } from '../src/util/prng.ts';
 import { makeJpegs } from './images.ts';
 import { SHARED_SAMPLE_DIR } from './paths.ts';
 import { interleavedBest, round } from './util.ts';
 
-// Batched inference as Validate runs it — decode and preprocess of shard JPEGs overlapped
-// with onnxruntime calls — against a bare InferenceSession.run loop over the same batches,
-// pre-decoded, with the same threads, with the merged classifier. TrainModel's feature
-// extraction has its own benchmark against the CPU-bound limit (feature-extraction.ts).
+// Batched inference as Validate runs it (evalViewOutputs: decode and preprocess of shard JPEGs
+// overlapped with onnxruntime calls in a worker thread) against a bare InferenceSession.run
+// loop over the same batches, pre-decoded, with the same threads and batch size, with the
+// merged classifier. TrainModel's feature extraction has its own benchmark against the
+// CPU-bound limit (feature-extraction.ts).
 
-const BATCH = 32;
+const BATCH = VALIDATE_BATCH;
 const MOBILENET = resolve(SHARED_SAMPLE_DIR, '../../models/mobilenetv2-12-int8/mobilenetv2-12-int8.onnx');
 const CLASSES = 120;
 
@@ -62,23 +64,19 @@ async function measure(setup: Setup, jpegs: Buffer[], runs: number, label: strin
     const { data, dims } = packBatch(tensors.slice(i, i + BATCH), spec);
     batches.push(new ort.Tensor('float32', data, dims));
   }
-  const runner = await OnnxBatchModel.create(setup.model, { outputDim: setup.outputDim, spec, threads });
+  const runner = await OnnxBatchModel.create(setup.model, {
+    outputDim: setup.outputDim,
+    spec,
+    threads,
+    ...VALIDATE_LOAD,
+  });
   // The pipeline's own session settings: the two differ only in what surrounds session.run.
   const bare = await ort.InferenceSession.create(setup.model, sessionOptions(threads));
   async function* items() {
-    yield* jpegs.map((jpeg, i) => ({ jpeg, i }));
+    yield* jpegs.map((jpeg, i) => ({ jpeg, id: `img-${i}`, row: i }));
   }
   const m = await interleavedBest(runs, label, {
-    pipeline: () =>
-      runBatched(
-        items(),
-        async (x) => ({ tensors: [await evalView(x.jpeg, spec, `img-${x.i}`)], label: 0 }),
-        runner,
-        {
-          batchSize: BATCH,
-          table: new RowTable(setup.outputDim),
-        },
-      ),
+    pipeline: () => evalViewOutputs(items(), runner, spec, new RowTable(setup.outputDim)),
     bareSessionRun: async () => {
       for (const b of batches) await bare.run({ [bare.inputNames[0]!]: b });
     },

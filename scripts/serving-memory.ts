@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { InputError } from '../src/errors.ts';
 import { findFeatureCutAsync, loadModel, mergeBackbones } from '../src/model/onnx-graph.ts';
-import { modelInput, servingModelFromBytes } from '../src/model/serving-model.ts';
+import { type LoadOptions, modelInput, servingModelFromBytes } from '../src/model/serving-model.ts';
 import { IMAGENET_PREPROCESS } from '../src/model/types.ts';
 
 // The peak memory of classifying one upload, in a process of its own as on Lambda: the model
@@ -14,11 +14,12 @@ import { IMAGENET_PREPROCESS } from '../src/model/types.ts';
 // Lambda's "Max Memory Used" is the process's peak RSS, so that is what is read (VmHWM).
 //
 //   node bin/tsnode.mjs scripts/serving-memory.ts measure <image> <backbone.onnx>... \
-//     [--flip] [--batch B] [--loaded N]
+//     [--flip] [--batch B] [--loaded N] [--off-thread]
 //
 // builds the model TrainModel would ship from those backbones (with an untrained head: its
 // weights do not change the memory), runs it on B copies of the image in each of N sessions
-// held at once, and prints {modelMiB, peakRssMiB} as JSON.
+// held at once (in worker threads with --off-thread, as Validate holds its model), and prints
+// {modelMiB, peakRssMiB} as JSON.
 
 const SELF = fileURLToPath(import.meta.url);
 const TSNODE = fileURLToPath(new URL('../bin/tsnode.mjs', import.meta.url));
@@ -70,7 +71,7 @@ async function peakRssMiB(): Promise<number> {
   return Number(kb) / 1024;
 }
 
-export interface ServingLoad {
+export interface ServingLoad extends LoadOptions {
   /** Images per run: ClassifyUpload 1, ValidateShard its batch. */
   batch: number;
   /** Sessions held at once: the serving cache keeps up to MAX_LOADED models per container. */
@@ -82,7 +83,7 @@ async function serve(modelPath: string, imagePath: string, load: ServingLoad): P
   const bytes = await readFile(modelPath);
   const models = [];
   for (let i = 0; i < load.loaded; i++) {
-    const model = await servingModelFromBytes(bytes, modelPath);
+    const model = await servingModelFromBytes(bytes, modelPath, load);
     const { tensor } = await modelInput(model, await readFile(imagePath), imagePath);
     await model.runner.run(Array.from({ length: load.batch }, () => tensor));
     models.push(model);
@@ -109,6 +110,7 @@ export async function measureServing(
       imagePath,
       String(load.batch),
       String(load.loaded),
+      load.offThread ? 'off-thread' : 'inline',
     ]);
     return JSON.parse(stdout.trim().split('\n').at(-1)!) as ServingMemory;
   } finally {
@@ -118,9 +120,10 @@ export async function measureServing(
 
 async function main(argv: string[]): Promise<void> {
   const [mode, ...rest] = argv;
-  if (mode === 'serve' && rest.length === 4) {
-    const [model, image, batch, loaded] = rest as [string, string, string, string];
-    console.log(JSON.stringify(await serve(model, image, { batch: Number(batch), loaded: Number(loaded) })));
+  if (mode === 'serve' && rest.length === 5) {
+    const [model, image, batch, loaded, placement] = rest as [string, string, string, string, string];
+    const load = { batch: Number(batch), loaded: Number(loaded), offThread: placement === 'off-thread' };
+    console.log(JSON.stringify(await serve(model, image, load)));
     return;
   }
   const option = (name: string, fallback: number) => {
@@ -132,12 +135,16 @@ async function main(argv: string[]): Promise<void> {
     }
     return Number(value);
   };
-  const load = { batch: option('--batch', 1), loaded: option('--loaded', 1) };
+  const load = {
+    batch: option('--batch', 1),
+    loaded: option('--loaded', 1),
+    offThread: rest.includes('--off-thread'),
+  };
   const flip = rest.includes('--flip');
-  const [image, ...backbones] = rest.filter((a) => a !== '--flip');
+  const [image, ...backbones] = rest.filter((a) => a !== '--flip' && a !== '--off-thread');
   if (mode !== 'measure' || !image || backbones.length === 0) {
     throw new InputError(
-      'usage: serving-memory.ts measure <image> <backbone.onnx>... [--flip] [--batch B] [--loaded N]',
+      'usage: serving-memory.ts measure <image> <backbone.onnx>... [--flip] [--batch B] [--loaded N] [--off-thread]',
     );
   }
   const result = await measureServing(await buildServingModel(backbones, { flip }), image, load);

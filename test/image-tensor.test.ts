@@ -35,6 +35,35 @@ describe('normalise', () => {
     expect(bgr[0]).toBeCloseTo((0.2 - 0.5) / 0.5, 6);
     expect(bgr[2]).toBeCloseTo((1 - 0.5) / 0.5, 6);
   });
+
+  it('gives every byte value the float32 of (x/255 − mean) / std computed directly, to the bit', () => {
+    const s = 16; // 256 pixels: pixel i holds (i, 255 − i, i ^ 0x5a)
+    const all = Buffer.alloc(s * s * 3);
+    for (let i = 0; i < s * s; i++) all.set([i, 255 - i, i ^ 0x5a], i * 3);
+    const odd: PreprocessSpec = {
+      ...spec,
+      cropSize: s,
+      mean: [0.485, 0.456, 0.406],
+      std: [0.229, 0.224, 0.225],
+    };
+    const t = normalise(all, odd);
+    for (let c = 0; c < 3; c++) {
+      const scale = 1 / (255 * odd.std[c]!);
+      const shift = odd.mean[c]! / odd.std[c]!;
+      for (let i = 0; i < s * s; i++) {
+        expect(Object.is(t[c * s * s + i], Math.fround(all[i * 3 + c]! * scale - shift))).toBe(true);
+      }
+    }
+  });
+
+  it('reads the square at the crop window of a wider image', () => {
+    // 6×5 image, pixel (x, y) = (10x + y, 0, 0); the 4×4 square at (1, 1)
+    const rgb = Buffer.alloc(6 * 5 * 3);
+    for (let y = 0; y < 5; y++) for (let x = 0; x < 6; x++) rgb[(y * 6 + x) * 3] = 10 * x + y;
+    const t = normalise(rgb, spec, undefined, { width: 6, left: 1, top: 1 });
+    const red = (x: number, y: number) => Math.round((t[y * 4 + x]! * 0.5 + 0.5) * 255);
+    expect([red(0, 0), red(3, 0), red(0, 3), red(3, 3)]).toEqual([11, 41, 14, 44]);
+  });
 });
 
 describe('evalView', () => {
@@ -52,6 +81,44 @@ describe('evalView', () => {
     const red = (x: number, y: number) => t[y * 224 + x]! * 0.229 + 0.485;
     expect(red(10, 100)).toBeCloseTo(1, 1);
     expect(red(60, 100)).toBeCloseTo(0, 1);
+  });
+
+  it('gives the tensor of sharp resizing and cropping, whether or not the image already has the shorter side', async () => {
+    // 341×256 is Preprocess's output (cropped from the pixels decoded once), 300×200 needs the resize.
+    for (const [width, height] of [
+      [341, 256],
+      [256, 300],
+      [300, 200],
+    ] as const) {
+      const jpeg = await sharp({
+        create: {
+          width,
+          height,
+          channels: 3,
+          background: '#000',
+          noise: { type: 'gaussian', mean: 120, sigma: 50 },
+        },
+      })
+        .jpeg()
+        .toBuffer();
+      const s = IMAGENET_PREPROCESS.resizeShorter / Math.min(width, height);
+      const [w, h] = [Math.round(width * s), Math.round(height * s)];
+      const crop = await sharp(jpeg)
+        .resize(w, h, { fit: 'fill' })
+        .extract({ left: Math.floor((w - 224) / 2), top: Math.floor((h - 224) / 2), width: 224, height: 224 })
+        .raw()
+        .toBuffer();
+      const t = await evalView(
+        jpeg,
+        IMAGENET_PREPROCESS,
+        'noise.jpg',
+        new Float32Array(3 * 224 * 224).fill(9),
+      );
+      expect(
+        Buffer.from(t.buffer).equals(Buffer.from(normalise(crop, IMAGENET_PREPROCESS).buffer)),
+        `${width}×${height}`,
+      ).toBe(true);
+    }
   });
 
   it('names the image it cannot read', async () => {

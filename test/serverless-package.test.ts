@@ -13,7 +13,7 @@ import { DEFINITION_PATH, placeholders, substitute } from '../src/local/definiti
 import { MAX_LOADED } from '../src/model/serving-model.ts';
 import { buildTinyBackbone } from '../src/model/tiny-backbone.ts';
 import { isUploadImageKey } from '../src/stages/classify-upload.ts';
-import { VALIDATE_BATCH } from '../src/stages/validate-shard.ts';
+import { VALIDATE_BATCH, VALIDATE_LOAD } from '../src/stages/validate-shard.ts';
 import { formatProblems, loadSpec, SpecChecker } from './helpers/cfn-spec.ts';
 import { LAMBDA_NODE_MAJOR, LAMBDA_RUNTIME, lambdaNode } from './helpers/lambda-node.ts';
 import {
@@ -978,8 +978,9 @@ describe('serverless package (offline, no AWS account)', () => {
   // ResNet-50 stored in float16, float32 once loaded), with the test-time flip (a batch twice as
   // big). Its peak RSS is measured here, in Node processes of their own running the serving code
   // (scripts/serving-memory.ts): ClassifyUpload with as many models as its cache holds, Validate
-  // with a full batch. The memory setting must cover it with a quarter to spare (Lambda's MB are
-  // MiB). Measured 2026-12: about 0.8 and 1.0 GiB, see BENCHMARKS.md.
+  // with a full batch, its session in a worker thread. The memory setting must cover it with a
+  // quarter to spare (Lambda's MB are MiB). Measured 2026-12: about 0.8 GiB each, see
+  // BENCHMARKS.md.
   describeShared('memory for the largest model (real backbones in ../shared)', () => {
     const MARGIN = 1.25;
     it('ClassifyUpload and ValidateShard hold the measured peak RSS of the ensemble, /tmp its cached copies', async () => {
@@ -989,7 +990,7 @@ describe('serverless package (offline, no AWS account)', () => {
       const node = await lambdaNode();
       const [upload, shard] = await Promise.all([
         measureServing(model, photo, { batch: 1, loaded: MAX_LOADED }, node),
-        measureServing(model, photo, { batch: VALIDATE_BATCH, loaded: 1 }, node),
+        measureServing(model, photo, { batch: VALIDATE_BATCH, loaded: 1, ...VALIDATE_LOAD }, node),
       ]);
       const memory = (fn: string) => res[`${fn}LambdaFunction`]!.Properties.MemorySize as number;
       expect(memory('ClassifyUpload')).toBeGreaterThanOrEqual(Math.ceil(upload.peakRssMiB * MARGIN));

@@ -42,28 +42,52 @@ export class TensorPool {
   }
 }
 
-/** Interleaved RGB bytes (H×W×3) → normalised float tensor in the spec's layout and channel order. */
+/** Where normalise reads its cropSize square: the source's row width and the square's corner. */
+export interface CropWindow {
+  width: number;
+  left: number;
+  top: number;
+}
+
+/**
+ * Interleaved RGB bytes (H×W×3) → normalised float tensor in the spec's layout and channel order,
+ * read from the crop window (by default the whole image, cropSize square). Each channel maps
+ * its 256 byte values through a table of (x/255 − mean) / std, computed as a direct per-pixel
+ * formula would and rounded to float32 alike, so the tensor is the same to the bit.
+ */
 export function normalise(
   rgb: Buffer,
   spec: PreprocessSpec,
   out: Float32Array = new Float32Array(tensorSize(spec)),
+  crop: CropWindow = { width: spec.cropSize, left: 0, top: 0 },
 ): Float32Array {
-  const n = spec.cropSize * spec.cropSize;
+  const s = spec.cropSize;
   const order = spec.channelOrder === 'RGB' ? [0, 1, 2] : [2, 1, 0];
   // Per channel: the destination start and stride for NCHW (planes) or NHWC (interleaved).
   const planar = spec.layout === 'NCHW';
+  const step = planar ? 1 : 3;
+  const table = new Float32Array(256);
   for (let c = 0; c < 3; c++) {
     const src = order[c]!;
     const scale = 1 / (255 * spec.std[c]!);
     const shift = spec.mean[c]! / spec.std[c]!;
-    const start = planar ? c * n : c;
-    const step = planar ? 1 : 3;
-    for (let i = 0, j = start, k = src; i < n; i++, j += step, k += 3) out[j] = rgb[k]! * scale - shift;
+    for (let v = 0; v < 256; v++) table[v] = v * scale - shift;
+    let j = planar ? c * s * s : c;
+    for (let y = 0; y < s; y++) {
+      let k = ((crop.top + y) * crop.width + crop.left) * 3 + src;
+      for (let x = 0; x < s; x++, j += step, k += 3) out[j] = table[rgb[k]!]!;
+    }
   }
   return out;
 }
 
-/** The evaluation view: shorter side to resizeShorter, then the center cropSize square. */
+/**
+ * The evaluation view: shorter side to resizeShorter, then the center cropSize square.
+ * The image is decoded once at its own size first: Preprocess's images (all that Validate and
+ * feature extraction see) already have that shorter side, so the crop is read from those pixels
+ * — the bytes sharp's resize to the same size and extract give, without a metadata call and a
+ * second decode. Any other size is decoded again with the resize.
+ */
 export async function evalView(
   image: Buffer,
   spec: PreprocessSpec,
@@ -71,24 +95,26 @@ export async function evalView(
   out?: Float32Array,
 ): Promise<Float32Array> {
   try {
-    const meta = await sharp(image).metadata();
-    const { width, height } = meta.autoOrient;
-    const k = spec.resizeShorter / Math.min(width, height);
-    const w = Math.max(spec.cropSize, Math.round(width * k));
-    const h = Math.max(spec.cropSize, Math.round(height * k));
-    const { data } = await sharp(image, { autoOrient: true })
-      .resize(w, h, { fit: 'fill' })
-      .extract({
-        left: Math.floor((w - spec.cropSize) / 2),
-        top: Math.floor((h - spec.cropSize) / 2),
-        width: spec.cropSize,
-        height: spec.cropSize,
-      })
+    const decoded = await sharp(image, { autoOrient: true })
       .removeAlpha()
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    return normalise(data, spec, out);
+    const { width, height } = decoded.info;
+    const k = spec.resizeShorter / Math.min(width, height);
+    const w = Math.max(spec.cropSize, Math.round(width * k));
+    const h = Math.max(spec.cropSize, Math.round(height * k));
+    const left = Math.floor((w - spec.cropSize) / 2);
+    const top = Math.floor((h - spec.cropSize) / 2);
+    if (w === width && h === height) return normalise(decoded.data, spec, out, { width, left, top });
+    const resized = await sharp(image, { autoOrient: true })
+      .resize(w, h, { fit: 'fill' })
+      .extract({ left, top, width: spec.cropSize, height: spec.cropSize })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer();
+    return normalise(resized, spec, out);
   } catch (err) {
     throw new DataError(`image ${name} cannot be turned into a tensor: ${errorMessage(err).split('\n')[0]}`);
   }

@@ -100,14 +100,32 @@ const loaded = new Map<string, Promise<ServingModel>>();
 /** Enough for a run's model and the champion; the oldest is released beyond that. */
 export const MAX_LOADED = 4;
 
+/** Where a loaded model's session runs (OnnxBatchModel.create's `offThread`); serving keeps it on this thread. */
+export interface LoadOptions {
+  offThread?: boolean;
+}
+
 /** A model from its bytes (a file given to `dogbreed evaluate`, or an object). */
-export async function servingModelFromBytes(bytes: Uint8Array, source: string): Promise<ServingModel> {
+export async function servingModelFromBytes(
+  bytes: Uint8Array,
+  source: string,
+  opts: LoadOptions = {},
+): Promise<ServingModel> {
   const meta = readModelMeta(bytes, source);
-  const runner = await OnnxBatchModel.create(bytes, { outputDim: meta.labels.length, spec: meta.preprocess });
+  const runner = await OnnxBatchModel.create(bytes, {
+    outputDim: meta.labels.length,
+    spec: meta.preprocess,
+    offThread: opts.offThread,
+  });
   return { key: source, sha256: createHash('sha256').update(bytes).digest('hex'), meta, runner };
 }
 
-async function load(store: ObjectStore, key: string, sha256: string | undefined): Promise<ServingModel> {
+async function load(
+  store: ObjectStore,
+  key: string,
+  sha256: string | undefined,
+  opts: LoadOptions,
+): Promise<ServingModel> {
   const bytes = await cachedBytes(store, key, sha256);
   const actual = createHash('sha256').update(bytes).digest('hex');
   if (sha256 && actual !== sha256) {
@@ -115,17 +133,24 @@ async function load(store: ObjectStore, key: string, sha256: string | undefined)
       `s3://${store.bucket}/${key} has sha256 ${actual}, its metadata says ${sha256}: the object is damaged`,
     );
   }
-  return servingModelFromBytes(bytes, key);
+  return servingModelFromBytes(bytes, key, opts);
 }
 
-/** The model at `key`, from memory unless the object changed since it was loaded. */
-export async function loadServingModel(store: ObjectStore, key: string): Promise<ServingModel> {
+/**
+ * The model at `key`, from memory unless the object changed since it was loaded. A model is
+ * held once per placement of its session: on this thread, or in a worker (`offThread`).
+ */
+export async function loadServingModel(
+  store: ObjectStore,
+  key: string,
+  opts: LoadOptions = {},
+): Promise<ServingModel> {
   const info = await store.head(key);
   if (!info) throw new DataError(`no model at s3://${store.bucket}/${key}: has TrainModel run for it?`);
-  const id = `${store.bucket}/${key}@${info.metadata.sha256 ?? info.etag}`;
+  const id = `${store.bucket}/${key}@${info.metadata.sha256 ?? info.etag}${opts.offThread ? ' off-thread' : ''}`;
   let model = loaded.get(id);
   if (!model) {
-    model = load(store, key, info.metadata.sha256);
+    model = load(store, key, info.metadata.sha256, opts);
     loaded.set(id, model);
     model.catch(() => loaded.delete(id));
     if (loaded.size > MAX_LOADED) {
