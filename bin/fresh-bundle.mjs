@@ -146,7 +146,9 @@ export async function buildBundle(spec, log = toStderr) {
     } catch (err) {
       if (!Array.isArray(err?.errors)) throw err;
       const text = await esbuild.formatMessages(err.errors, { kind: 'error' });
-      throw new Error(`esbuild could not build ${spec.name} (${spec.entry}):\n${text.join('')}`);
+      throw new Error(
+        `esbuild could not build ${spec.name} (${spec.entry}):\n${text.join('')}fix the source named above and start again (the bundle is rebuilt then)`,
+      );
     }
     for (const w of await esbuild.formatMessages(result.warnings, { kind: 'warning' })) log(w.trimEnd());
     const inputs = Object.fromEntries(

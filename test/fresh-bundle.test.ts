@@ -109,6 +109,7 @@ describe('fresh bundles', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/^esbuild could not build the fixture \(src\/main\.ts\):/);
     expect((err as Error).message).toContain('src/dep.ts:1:29');
+    expect((err as Error).message).toContain('fix the source named above and start again');
     expect(staleness(spec)).toBe('no bundle yet');
   });
 
